@@ -1,0 +1,250 @@
+//! Bytes → parsed DICOM instance with the header attributes the pipeline needs.
+//!
+//! Files with a preamble and file meta group are read as Part 10. Files
+//! without them are accepted when the first bytes make the encoding
+//! unambiguous (a group 0008 tag in little endian, with or without an explicit VR).
+
+use std::io::Cursor;
+
+use dicom_core::Tag;
+use dicom_core::header::HasLength;
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::file::ReadPreamble;
+use dicom_object::mem::InMemElement;
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+use super::Limits;
+use crate::error::{Error, Result};
+use crate::volume::Vec3;
+
+/// Implicit VR Little Endian.
+pub(crate) const TS_IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+/// Explicit VR Little Endian.
+pub(crate) const TS_EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+/// Parse a buffer into a DICOM object, refusing oversized input first.
+pub(crate) fn open(name: &str, bytes: &[u8], limits: &Limits) -> Result<DefaultDicomObject> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(Error::LimitExceeded {
+            file: name.to_string(),
+            what: "file size (bytes)".into(),
+            value: bytes.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let not_dicom = |message: String| {
+        if message.contains("(7FE0,0010)") {
+            // The data set parsed up to the pixel data, which is cut short.
+            Error::pixels(
+                name,
+                format!("truncated or unreadable Pixel Data: {message}"),
+            )
+        } else {
+            Error::NotDicom {
+                file: name.to_string(),
+                message,
+            }
+        }
+    };
+    let has_preamble = bytes.len() >= 132 && &bytes[128..132] == b"DICM";
+    let bare_magic = bytes.len() >= 4 && &bytes[0..4] == b"DICM";
+    if has_preamble || bare_magic {
+        let preamble = if has_preamble {
+            ReadPreamble::Always
+        } else {
+            ReadPreamble::Never
+        };
+        return OpenFileOptions::new()
+            .read_preamble(preamble)
+            .from_reader(Cursor::new(bytes))
+            .map_err(|e| not_dicom(chain(&e)));
+    }
+    // No preamble, no magic: a raw data set. Accept it only when unambiguous.
+    let ts = sniff_raw_dataset(bytes).ok_or_else(|| {
+        not_dicom(
+            "no DICM marker and the first bytes are not a little-endian DICOM data set".into(),
+        )
+    })?;
+    let ts_entry = TransferSyntaxRegistry
+        .get(ts)
+        .ok_or_else(|| not_dicom(format!("transfer syntax {ts} unknown")))?;
+    let obj = InMemDicomObject::read_dataset_with_ts(Cursor::new(bytes), ts_entry)
+        .map_err(|e| not_dicom(chain(&e)))?;
+    let sop_class = string_of(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
+    let sop_instance = string_of(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
+    if sop_instance.is_empty() {
+        return Err(not_dicom(
+            "raw data set without file meta has no SOP Instance UID".into(),
+        ));
+    }
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(sop_class)
+        .media_storage_sop_instance_uid(sop_instance)
+        .transfer_syntax(ts)
+        .build()
+        .map_err(|e| not_dicom(chain(&e)))?;
+    Ok(obj.with_exact_meta(meta))
+}
+
+/// Recognise a data set without preamble or meta: it must start with a tag in
+/// group 0x0008 (little endian) whose element number is small.
+fn sniff_raw_dataset(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() < 8 {
+        return None;
+    }
+    let group = u16::from_le_bytes([bytes[0], bytes[1]]);
+    let element = u16::from_le_bytes([bytes[2], bytes[3]]);
+    if group != 0x0008 || element > 0x0100 {
+        return None;
+    }
+    let vr = &bytes[4..6];
+    let looks_explicit = vr.iter().all(|b| b.is_ascii_uppercase())
+        && dicom_core::VR::from_binary([vr[0], vr[1]]).is_some();
+    Some(if looks_explicit {
+        TS_EXPLICIT_LE
+    } else {
+        TS_IMPLICIT_LE
+    })
+}
+
+/// Render an error and its sources on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// Trimmed string value of an attribute, `None` when absent or empty.
+pub(crate) fn string_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    let e = obj.get(tag)?;
+    let s = e.value().to_str().ok()?;
+    let t = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// All values of a multi-valued string attribute (e.g. ImageType), upper-cased.
+pub(crate) fn strings_of(obj: &InMemDicomObject, tag: Tag) -> Vec<String> {
+    string_of(obj, tag)
+        .map(|s| {
+            s.split('\\')
+                .map(|p| p.trim().to_ascii_uppercase())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Numeric values of a decimal/integer attribute; `Ok(None)` when absent.
+pub(crate) fn floats_of(
+    obj: &InMemDicomObject,
+    tag: Tag,
+    file: &str,
+    keyword: &str,
+) -> Result<Option<Vec<f64>>> {
+    let Some(e) = obj.get(tag) else {
+        return Ok(None);
+    };
+    if e.is_empty() {
+        return Ok(None);
+    }
+    let v = e
+        .value()
+        .to_multi_float64()
+        .map_err(|err| Error::attr(file, keyword, format!("is not numeric: {err}")))?;
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(Error::attr(file, keyword, "holds a non-finite number"));
+    }
+    Ok(Some(v))
+}
+
+/// First numeric value of an attribute, `Ok(None)` when absent.
+pub(crate) fn float_of(
+    obj: &InMemDicomObject,
+    tag: Tag,
+    file: &str,
+    keyword: &str,
+) -> Result<Option<f64>> {
+    Ok(floats_of(obj, tag, file, keyword)?.and_then(|v| v.first().copied()))
+}
+
+/// Integer value of an attribute, `Ok(None)` when absent.
+pub(crate) fn int_of(
+    obj: &InMemDicomObject,
+    tag: Tag,
+    file: &str,
+    keyword: &str,
+) -> Result<Option<i64>> {
+    let Some(e) = obj.get(tag) else {
+        return Ok(None);
+    };
+    if e.is_empty() {
+        return Ok(None);
+    }
+    e.value()
+        .to_int::<i64>()
+        .map(Some)
+        .map_err(|err| Error::attr(file, keyword, format!("is not an integer: {err}")))
+}
+
+/// Items of a sequence attribute (empty when absent or not a sequence).
+pub(crate) fn items_of(obj: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
+    obj.get(tag)
+        .and_then(|e: &InMemElement| e.items())
+        .unwrap_or(&[])
+}
+
+/// Exactly `N` numbers, or a typed error naming the attribute.
+pub(crate) fn fixed<const N: usize>(
+    v: Option<Vec<f64>>,
+    file: &str,
+    keyword: &str,
+) -> Result<Option<[f64; N]>> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.len() >= N => {
+            let mut out = [0.0; N];
+            out.copy_from_slice(&v[..N]);
+            Ok(Some(out))
+        }
+        Some(v) => Err(Error::attr(
+            file,
+            keyword,
+            format!("has {} values, expected {N}", v.len()),
+        )),
+    }
+}
+
+/// Normalise an orientation pair; refuses degenerate or non-orthogonal cosines.
+pub(crate) fn orientation(v: [f64; 6], file: &str) -> Result<[Vec3; 2]> {
+    use crate::volume::{dot, norm};
+    let r = [v[0], v[1], v[2]];
+    let c = [v[3], v[4], v[5]];
+    let (nr, nc) = (norm(r), norm(c));
+    if !(0.5..1.5).contains(&nr) || !(0.5..1.5).contains(&nc) {
+        return Err(Error::attr(
+            file,
+            "ImageOrientationPatient",
+            "direction cosines are not unit vectors",
+        ));
+    }
+    let r = r.map(|x| x / nr);
+    let c = c.map(|x| x / nc);
+    if dot(r, c).abs() > 0.05 {
+        return Err(Error::attr(
+            file,
+            "ImageOrientationPatient",
+            "row and column cosines are not orthogonal",
+        ));
+    }
+    Ok([r, c])
+}

@@ -1,0 +1,98 @@
+//! Human-readable terminal output of core results.
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use ct_triage_core::ingest::InspectReport;
+
+/// Shorten a UID for a table cell: keep its tail, which is what differs.
+fn short_uid(uid: &str) -> String {
+    if uid.chars().count() <= 28 {
+        uid.to_string()
+    } else {
+        let tail: String = uid
+            .chars()
+            .rev()
+            .take(24)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+/// Render an inspect report as tables.
+pub fn inspect_text(r: &InspectReport) -> String {
+    let mut out = String::new();
+    for study in &r.studies {
+        out.push_str(&format!(
+            "Study {}  date {}  patient {}  {}\n",
+            study.study_instance_uid,
+            study.study_date.as_deref().unwrap_or("-"),
+            study.patient_id.as_deref().unwrap_or("-"),
+            study.description.as_deref().unwrap_or("")
+        ));
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(vec![
+                "", "series", "mod", "files", "slices", "matrix", "pixel mm", "thick mm", "plane",
+                "reason",
+            ]);
+        for s in &study.series {
+            t.add_row(vec![
+                if s.selected {
+                    "▶".to_string()
+                } else {
+                    String::new()
+                },
+                short_uid(&s.key),
+                s.modality.clone(),
+                s.instances.to_string(),
+                s.frames.to_string(),
+                format!("{}×{}", s.columns, s.rows),
+                format!("{:.3}", s.pixel_spacing_mm[1]),
+                s.slice_thickness_mm
+                    .map(|t| format!("{t:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                s.orientation.clone(),
+                s.reason.clone(),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    if let Some(v) = &r.volume {
+        out.push_str(&format!(
+            "\nVolume {}\n  size (x,y,z)   {} × {} × {} voxels\n  spacing        {:.4} × {:.4} × {:.4} mm\n  origin (LPS)   {:.2}, {:.2}, {:.2} mm\n  direction      [{}]\n  syntaxes       {}\n  HU             min {}  max {}  mean {:.1}\n",
+            v.series_instance_uid,
+            v.size_xyz[0], v.size_xyz[1], v.size_xyz[2],
+            v.spacing_mm[0], v.spacing_mm[1], v.spacing_mm[2],
+            v.origin_lps_mm[0], v.origin_lps_mm[1], v.origin_lps_mm[2],
+            v.direction.iter().map(|d| format!("{d:.3}")).collect::<Vec<_>>().join(", "),
+            v.transfer_syntaxes.join(", "),
+            v.hu.min, v.hu.max, v.hu.mean,
+        ));
+    }
+    if let Some(e) = &r.error {
+        out.push_str(&format!("\nNo volume: {} ({})\n", e.message, e.code));
+    }
+    if !r.warnings.is_empty() {
+        out.push_str("\nWarnings:\n");
+        for w in &r.warnings {
+            out.push_str(&format!("  [{:?}] {}: {}\n", w.severity, w.code, w.message));
+        }
+    }
+    if !r.skipped.is_empty() {
+        out.push_str(&format!("\nSkipped {} file(s):\n", r.skipped.len()));
+        for s in r.skipped.iter().take(20) {
+            out.push_str(&format!("  {}: {}\n", s.path, s.reason));
+        }
+        if r.skipped.len() > 20 {
+            out.push_str(&format!(
+                "  … and {} more (see --json)\n",
+                r.skipped.len() - 20
+            ));
+        }
+    }
+    out
+}
