@@ -26,9 +26,11 @@
 
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod error;
 pub mod ingest;
 pub mod progress;
+pub mod resample;
 pub mod volume;
 
 pub use error::{Error, ErrorInfo, Result};
