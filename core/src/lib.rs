@@ -26,11 +26,20 @@
 
 #![warn(missing_docs)]
 
+pub mod candidates;
 pub mod classify;
 pub mod error;
+pub mod imgproc;
 pub mod ingest;
+pub mod lungrads;
+pub mod lungs;
+pub mod measure;
+pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod resample;
+pub mod risk;
+pub mod triage;
 pub mod volume;
 
 pub use error::{Error, ErrorInfo, Result};

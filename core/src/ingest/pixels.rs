@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 /// HU written for pixels marked as padding (outside the reconstruction field).
 pub const PADDING_HU: i16 = -1024;
 
+/// JPEG Extended (processes 2 & 4): 12-bit lossy CT, which the pure-Rust
+/// `jpeg-decoder` used by dicom-rs refuses; decoded by [`super::jpeg12`].
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
 /// JPEG-LS transfer syntaxes (lossless and near-lossless), decoded by our own
 /// pure-Rust decoder: the dicom-rs registry's JPEG-LS codec (CharLS) is C++ and
 /// does not build for the browser.
@@ -68,6 +72,13 @@ pub(crate) fn frame_bytes(inst: &Instance, frame: u32) -> Result<Cow<'_, [u8]>> 
         }
         DicomValue::PixelSequence(seq) => {
             let decodable = matches!(ts.codec(), Codec::EncapsulatedPixelData(Some(_), _));
+            if inst.transfer_syntax == JPEG_EXTENDED {
+                let code = frame_fragments(seq.offset_table(), seq.fragments(), layout.frames, frame)
+                    .map_err(|m| Error::pixels(file, m))?;
+                let img = super::jpeg12::decode(&code, layout.frame_pixels() as u64)
+                    .map_err(|m| Error::pixels(file, format!("JPEG extended: {m}")))?;
+                return samples_to_native(file, "JPEG", img.width, img.height, &img.samples, layout);
+            }
             if JPEG_LS.contains(&inst.transfer_syntax.as_str()) {
                 let code =
                     frame_fragments(seq.offset_table(), seq.fragments(), layout.frames, frame)

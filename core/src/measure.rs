@@ -1,0 +1,530 @@
+//! Stage 7 — measure: segment each accepted finding in 3-D on the source
+//! volume (its native in-plane resolution, as a radiologist measures) and
+//! derive the Lung-RADS measurements.
+//!
+//! Segmentation: an adaptive threshold halfway between the local lung
+//! background and the lesion's dense core, region growing from the densest
+//! voxel near the candidate centre inside the closed lung region (so the chest
+//! wall is cut off), an in-plane opening that detaches vessels, and the
+//! connected part containing the seed.
+//!
+//! Measurements: long axis = longest in-plane diameter on the axial slice of
+//! largest area; short axis = longest diameter perpendicular to it (±10°) on
+//! the same slice; both edge to edge (pixel-centre distance plus one pixel);
+//! mean diameter = their mean, rounded to 0.1 mm as Lung-RADS does; volume =
+//! voxel count × voxel volume.
+
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+
+use crate::lungs::{LEFT, LungMasks, RIGHT};
+use crate::report::{FindingKind, Location, NoduleType, Side, Zone};
+use crate::volume::{Vec3, Volume};
+
+/// Options of the measurement stage. Defaults are documented per field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureOptions {
+    /// HU at or above which tissue is solid. Default −300.
+    pub solid_hu: f64,
+    /// HU at or above which tissue is calcified. Default 200.
+    pub calcified_hu: f64,
+    /// Radius (mm) of the in-plane opening that detaches vessels. Default 1.5 mm.
+    pub opening_mm: f64,
+    /// Mean diameter (mm) above which a finding is a mass. Default 30 mm.
+    pub mass_mm: f64,
+}
+
+impl Default for MeasureOptions {
+    fn default() -> Self {
+        MeasureOptions {
+            solid_hu: -300.0,
+            calcified_hu: 200.0,
+            opening_mm: 1.5,
+            mass_mm: 30.0,
+        }
+    }
+}
+
+/// A binary mask of one finding in a box of the source volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingMask {
+    /// Source voxel index `[x, y, z]` of the box's first voxel.
+    pub origin_xyz: [usize; 3],
+    /// Mask `[z, y, x]` of the box.
+    pub mask: Array3<bool>,
+}
+
+impl FindingMask {
+    /// Does the mask contain source voxel `[x, y, z]`?
+    pub fn contains(&self, xyz: [usize; 3]) -> bool {
+        let (nz, ny, nx) = self.mask.dim();
+        let [ox, oy, oz] = self.origin_xyz;
+        if xyz[0] < ox || xyz[1] < oy || xyz[2] < oz {
+            return false;
+        }
+        let (i, j, k) = (xyz[0] - ox, xyz[1] - oy, xyz[2] - oz);
+        i < nx && j < ny && k < nz && self.mask[[k, j, i]]
+    }
+
+    /// Number of voxels in the mask.
+    pub fn count(&self) -> usize {
+        self.mask.iter().filter(|&&b| b).count()
+    }
+}
+
+/// The measurements of one finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Nodule or mass.
+    pub kind: FindingKind,
+    /// Centroid of the mask, LPS mm.
+    pub center_lps_mm: Vec3,
+    /// Centroid as a continuous source voxel index `[x, y, z]`.
+    pub center_voxel_xyz: Vec3,
+    /// Source slice (z index) of largest area.
+    pub slice_index: usize,
+    /// Long axis, mm.
+    pub long_axis_mm: f64,
+    /// Short axis, mm.
+    pub short_axis_mm: f64,
+    /// Mean of the axes rounded to 0.1 mm.
+    pub diameter_mm: f64,
+    /// Endpoints of long and short axis (LPS mm).
+    pub axes_lps_mm: [[Vec3; 2]; 2],
+    /// Volume, mm³.
+    pub volume_mm3: f64,
+    /// Mean HU.
+    pub mean_hu: f64,
+    /// Type by attenuation.
+    pub nodule_type: NoduleType,
+    /// Mean diameter of the solid part (part-solid only), mm.
+    pub solid_component_mm: Option<f64>,
+    /// Location.
+    pub location: Location,
+    /// The segmentation.
+    pub mask: FindingMask,
+}
+
+/// Segment and measure a finding around `center_lps` with estimated `radius_mm`.
+/// Returns `None` when nothing lesion-like is there (the threshold region is empty or tiny).
+pub fn measure(
+    src: &Volume,
+    iso: &Volume,
+    lungs: &LungMasks,
+    center_lps: Vec3,
+    radius_mm: f64,
+    opts: &MeasureOptions,
+) -> Option<Measurement> {
+    let g = &src.geometry;
+    let (nz, ny, nx) = src.hu.dim();
+    let c = g.patient_to_voxel(center_lps);
+    let r_est = radius_mm.clamp(1.5, 40.0);
+    let half_mm = (2.2 * r_est + 4.0).clamp(10.0, 70.0);
+    let lo = |a: usize, n: usize| ((c[a] - half_mm / g.spacing[a]).floor().max(0.0) as usize).min(n - 1);
+    let hi = |a: usize, n: usize| ((c[a] + half_mm / g.spacing[a]).ceil().max(0.0) as usize).min(n - 1);
+    let (x0, x1, y0, y1, z0, z1) = (lo(0, nx), hi(0, nx), lo(1, ny), hi(1, ny), lo(2, nz), hi(2, nz));
+    let (bx, by, bz) = (x1 - x0 + 1, y1 - y0 + 1, z1 - z0 + 1);
+    let dist_mm = |i: usize, j: usize, k: usize| -> f64 {
+        let d = [
+            (i as f64 - c[0]) * g.spacing[0],
+            (j as f64 - c[1]) * g.spacing[1],
+            (k as f64 - c[2]) * g.spacing[2],
+        ];
+        (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+    };
+    // Lung region lookup through patient space.
+    let region_at = |i: usize, j: usize, k: usize| -> u8 {
+        let p = g.voxel_to_patient([i as f64, j as f64, k as f64]);
+        let v = iso.geometry.patient_to_voxel(p);
+        let (di, dj, dk) = (v[0].round(), v[1].round(), v[2].round());
+        let (iz, iy, ix) = lungs.region.dim();
+        if di < 0.0 || dj < 0.0 || dk < 0.0 || di as usize >= ix || dj as usize >= iy || dk as usize >= iz {
+            return 0;
+        }
+        lungs.region[[dk as usize, dj as usize, di as usize]]
+    };
+    let mut inside = Array3::<u8>::zeros((bz, by, bx));
+    let mut hu_box = Array3::<f64>::zeros((bz, by, bx));
+    for k in 0..bz {
+        for j in 0..by {
+            for i in 0..bx {
+                inside[[k, j, i]] = region_at(x0 + i, y0 + j, z0 + k);
+                hu_box[[k, j, i]] = src.hu[[z0 + k, y0 + j, x0 + i]] as f64;
+            }
+        }
+    }
+    // Background and core statistics.
+    let core_r = (0.6 * r_est).max(1.5);
+    let mut background = Vec::new();
+    let mut core = Vec::new();
+    let mut seed: Option<((usize, usize, usize), f64)> = None;
+    for k in 0..bz {
+        for j in 0..by {
+            for i in 0..bx {
+                let h = hu_box[[k, j, i]];
+                let d = dist_mm(x0 + i, y0 + j, z0 + k);
+                if d <= core_r {
+                    core.push(h.min(150.0));
+                    if seed.is_none_or(|(_, best)| h > best) {
+                        seed = Some(((i, j, k), h));
+                    }
+                }
+                if inside[[k, j, i]] != 0 && h < -500.0 {
+                    background.push(h);
+                }
+            }
+        }
+    }
+    let ((si, sj, sk), _) = seed?;
+    let b = percentile(&mut background, 0.5).unwrap_or(-850.0);
+    let p = percentile(&mut core, 0.9)?;
+    let thr = (b + 0.5 * (p - b)).clamp(-750.0, -350.0);
+    if hu_box[[sk, sj, si]] < thr {
+        return None;
+    }
+    // Region growing.
+    let r_max = (2.0 * r_est + 3.0).min(half_mm);
+    let mut grown = Array3::<bool>::from_elem((bz, by, bx), false);
+    let mut stack = vec![(si, sj, sk)];
+    grown[[sk, sj, si]] = true;
+    while let Some((i, j, k)) = stack.pop() {
+        let nb = [
+            (i.wrapping_sub(1), j, k),
+            (i + 1, j, k),
+            (i, j.wrapping_sub(1), k),
+            (i, j + 1, k),
+            (i, j, k.wrapping_sub(1)),
+            (i, j, k + 1),
+        ];
+        for (a, b2, c2) in nb {
+            if a >= bx || b2 >= by || c2 >= bz || grown[[c2, b2, a]] {
+                continue;
+            }
+            if hu_box[[c2, b2, a]] >= thr
+                && inside[[c2, b2, a]] != 0
+                && dist_mm(x0 + a, y0 + b2, z0 + c2) <= r_max
+            {
+                grown[[c2, b2, a]] = true;
+                stack.push((a, b2, c2));
+            }
+        }
+    }
+    // In-plane opening to cut vessels, then the component with the seed.
+    let open_px = (opts.opening_mm / g.spacing[0].min(g.spacing[1])) as f32;
+    let opened = open_inplane(&grown, open_px);
+    let mut mask = keep_component(&opened, (si, sj, sk));
+    if mask.iter().filter(|&&v| v).count() < 3 {
+        mask = keep_component(&grown, (si, sj, sk));
+    }
+    let count = mask.iter().filter(|&&v| v).count();
+    if count < 2 {
+        return None;
+    }
+    // Centroid and HU statistics.
+    let (mut sx, mut sy, mut sz, mut shu) = (0.0, 0.0, 0.0, 0.0);
+    let (mut n_calc, mut n_core, mut n_core_solid) = (0usize, 0usize, 0usize);
+    let eroded = erode_inplane(&mask);
+    for ((k, j, i), &m) in mask.indexed_iter() {
+        if !m {
+            continue;
+        }
+        let h = hu_box[[k, j, i]];
+        sx += (x0 + i) as f64;
+        sy += (y0 + j) as f64;
+        sz += (z0 + k) as f64;
+        shu += h;
+        if h >= opts.calcified_hu {
+            n_calc += 1;
+        }
+        if eroded[[k, j, i]] {
+            n_core += 1;
+            if h >= opts.solid_hu {
+                n_core_solid += 1;
+            }
+        }
+    }
+    let n = count as f64;
+    let centroid = [sx / n, sy / n, sz / n];
+    let mean_hu = shu / n;
+    let volume_mm3 = n * g.voxel_volume_mm3();
+    // Axes on the slice of largest area.
+    let (kmax, _) = (0..bz)
+        .map(|k| (k, mask.index_axis(ndarray::Axis(0), k).iter().filter(|&&v| v).count()))
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))?;
+    let plane = mask.index_axis(ndarray::Axis(0), kmax).to_owned();
+    let (long, short, la, sa) = axes(&plane, g.spacing[0], g.spacing[1]);
+    let to_lps = |p: [f64; 2]| g.voxel_to_patient([x0 as f64 + p[0], y0 as f64 + p[1], (z0 + kmax) as f64]);
+    let diameter = ((long + short) / 2.0 * 10.0).round() / 10.0;
+    // Type.
+    let solid_fraction = if n_core > 0 {
+        n_core_solid as f64 / n_core as f64
+    } else if mean_hu >= opts.solid_hu {
+        1.0
+    } else {
+        0.0
+    };
+    let calc_fraction = n_calc as f64 / n;
+    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu {
+        (NoduleType::Calcified, None)
+    } else if solid_fraction < 0.1 && mean_hu < opts.solid_hu {
+        (NoduleType::GroundGlass, None)
+    } else if solid_fraction < 0.7 {
+        // Solid component: the solid voxels of the mask, measured the same way.
+        let solid = Array3::from_shape_fn(mask.dim(), |(k, j, i)| {
+            mask[[k, j, i]] && hu_box[[k, j, i]] >= opts.solid_hu
+        });
+        let (ks, _) = (0..bz)
+            .map(|k| (k, solid.index_axis(ndarray::Axis(0), k).iter().filter(|&&v| v).count()))
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))?;
+        let sp = solid.index_axis(ndarray::Axis(0), ks).to_owned();
+        let (sl, ss, _, _) = axes(&sp, g.spacing[0], g.spacing[1]);
+        let sd = ((sl + ss) / 2.0 * 10.0).round() / 10.0;
+        (NoduleType::PartSolid, Some(sd))
+    } else {
+        (NoduleType::Solid, None)
+    };
+    // Location.
+    let center_lps = g.voxel_to_patient(centroid);
+    let location = locate(iso, lungs, center_lps, &mask, [x0, y0, z0], src);
+    Some(Measurement {
+        kind: if diameter > opts.mass_mm {
+            FindingKind::Mass
+        } else {
+            FindingKind::Nodule
+        },
+        center_lps_mm: center_lps,
+        center_voxel_xyz: centroid,
+        slice_index: z0 + kmax,
+        long_axis_mm: round2(long),
+        short_axis_mm: round2(short),
+        diameter_mm: diameter,
+        axes_lps_mm: [[to_lps(la[0]), to_lps(la[1])], [to_lps(sa[0]), to_lps(sa[1])]],
+        volume_mm3: round2(volume_mm3),
+        mean_hu: round2(mean_hu),
+        nodule_type,
+        solid_component_mm,
+        location,
+        mask: FindingMask {
+            origin_xyz: [x0, y0, z0],
+            mask,
+        },
+    })
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Percentile (0–1) of a sample, `None` when empty.
+fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[((v.len() - 1) as f64 * q).round() as usize])
+}
+
+/// Long and short axis (mm, edge to edge) of a 2-D mask and their endpoints in
+/// (continuous) box pixel coordinates `[x, y]`.
+fn axes(plane: &ndarray::Array2<bool>, sx: f64, sy: f64) -> (f64, f64, [[f64; 2]; 2], [[f64; 2]; 2]) {
+    let (ny, nx) = plane.dim();
+    let mut boundary = Vec::new();
+    for ((j, i), &m) in plane.indexed_iter() {
+        if !m {
+            continue;
+        }
+        let edge = i == 0
+            || j == 0
+            || i + 1 == nx
+            || j + 1 == ny
+            || !plane[[j, i - 1]]
+            || !plane[[j, i + 1]]
+            || !plane[[j - 1, i]]
+            || !plane[[j + 1, i]];
+        if edge {
+            boundary.push([i as f64, j as f64]);
+        }
+    }
+    if boundary.is_empty() {
+        return (0.0, 0.0, [[0.0; 2]; 2], [[0.0; 2]; 2]);
+    }
+    let pix = (sx + sy) / 2.0;
+    let d = |a: [f64; 2], b: [f64; 2]| (((a[0] - b[0]) * sx).powi(2) + ((a[1] - b[1]) * sy).powi(2)).sqrt();
+    let (mut best, mut la) = (-1.0, [boundary[0], boundary[0]]);
+    for (ai, &a) in boundary.iter().enumerate() {
+        for &b in &boundary[ai..] {
+            let dd = d(a, b);
+            if dd > best {
+                best = dd;
+                la = [a, b];
+            }
+        }
+    }
+    let long_dir = {
+        let v = [(la[1][0] - la[0][0]) * sx, (la[1][1] - la[0][1]) * sy];
+        let l = (v[0] * v[0] + v[1] * v[1]).sqrt().max(1e-9);
+        [v[0] / l, v[1] / l]
+    };
+    let cos_tol = 10f64.to_radians().sin();
+    let (mut sbest, mut sa) = (0.0, [la[0], la[0]]);
+    for (ai, &a) in boundary.iter().enumerate() {
+        for &b in &boundary[ai + 1..] {
+            let v = [(b[0] - a[0]) * sx, (b[1] - a[1]) * sy];
+            let l = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            if l <= sbest || l == 0.0 {
+                continue;
+            }
+            let cos = (v[0] * long_dir[0] + v[1] * long_dir[1]).abs() / l;
+            if cos <= cos_tol {
+                sbest = l;
+                sa = [a, b];
+            }
+        }
+    }
+    (best + pix, sbest + pix, la, sa)
+}
+
+/// Per-slice opening with a disk of radius `r` pixels.
+fn open_inplane(m: &Array3<bool>, r: f32) -> Array3<bool> {
+    if r < 0.5 {
+        return m.clone();
+    }
+    let mut out = m.clone();
+    for (k, mut plane) in out.outer_iter_mut().enumerate() {
+        let src = m.index_axis(ndarray::Axis(0), k);
+        let inv = src.mapv(|v| !v);
+        let d_in = crate::imgproc::edt2_sq(inv.view());
+        let eroded = d_in.mapv(|d| d > r * r);
+        let d_er = crate::imgproc::edt2_sq(eroded.view());
+        plane.assign(&ndarray::Zip::from(&d_er).and(&src).map_collect(|&d, &s| s && d <= r * r));
+    }
+    out
+}
+
+/// Per-slice erosion by one pixel (4-neighbourhood).
+fn erode_inplane(m: &Array3<bool>) -> Array3<bool> {
+    let (nz, ny, nx) = m.dim();
+    Array3::from_shape_fn((nz, ny, nx), |(k, j, i)| {
+        m[[k, j, i]]
+            && i > 0
+            && j > 0
+            && i + 1 < nx
+            && j + 1 < ny
+            && m[[k, j, i - 1]]
+            && m[[k, j, i + 1]]
+            && m[[k, j - 1, i]]
+            && m[[k, j + 1, i]]
+    })
+}
+
+/// The 6-connected component of `m` containing `seed` `(i, j, k)`.
+fn keep_component(m: &Array3<bool>, seed: (usize, usize, usize)) -> Array3<bool> {
+    let (nz, ny, nx) = m.dim();
+    let mut out = Array3::from_elem((nz, ny, nx), false);
+    let (si, sj, sk) = seed;
+    if !m[[sk, sj, si]] {
+        return out;
+    }
+    out[[sk, sj, si]] = true;
+    let mut stack = vec![seed];
+    while let Some((i, j, k)) = stack.pop() {
+        let nb = [
+            (i.wrapping_sub(1), j, k),
+            (i + 1, j, k),
+            (i, j.wrapping_sub(1), k),
+            (i, j + 1, k),
+            (i, j, k.wrapping_sub(1)),
+            (i, j, k + 1),
+        ];
+        for (a, b, c) in nb {
+            if a < nx && b < ny && c < nz && m[[c, b, a]] && !out[[c, b, a]] {
+                out[[c, b, a]] = true;
+                stack.push((a, b, c));
+            }
+        }
+    }
+    out
+}
+
+/// Side, zone and pleural contact of a finding.
+fn locate(
+    iso: &Volume,
+    lungs: &LungMasks,
+    center_lps: Vec3,
+    mask: &Array3<bool>,
+    origin: [usize; 3],
+    src: &Volume,
+) -> Location {
+    let v = iso.geometry.patient_to_voxel(center_lps);
+    let (iz, iy, ix) = lungs.region.dim();
+    let at = |x: f64, y: f64, z: f64| -> u8 {
+        let (i, j, k) = (x.round(), y.round(), z.round());
+        if i < 0.0 || j < 0.0 || k < 0.0 || i as usize >= ix || j as usize >= iy || k as usize >= iz {
+            0
+        } else {
+            lungs.region[[k as usize, j as usize, i as usize]]
+        }
+    };
+    // Side: the region label at the centre, else the nearest labelled voxel on the row.
+    let mut side_label = at(v[0], v[1], v[2]);
+    let mut step = 1.0;
+    while side_label == 0 && step < 40.0 {
+        side_label = at(v[0] - step, v[1], v[2]).max(at(v[0] + step, v[1], v[2]));
+        step += 1.0;
+    }
+    let side = match side_label {
+        RIGHT => Side::Right,
+        LEFT => Side::Left,
+        // Fall back on the patient x coordinate (LPS: negative x is the patient's right).
+        _ => {
+            if center_lps[0] < 0.0 {
+                Side::Right
+            } else {
+                Side::Left
+            }
+        }
+    };
+    // Zone: thirds of the lungs' cranio-caudal extent (superior = larger patient z).
+    let zone = match lungs.z_range {
+        Some((a, b)) if b > a => {
+            let za = iso.geometry.voxel_to_patient([0.0, 0.0, a as f64])[2];
+            let zb = iso.geometry.voxel_to_patient([0.0, 0.0, b as f64])[2];
+            let (lo, hi) = (za.min(zb), za.max(zb));
+            let t = ((center_lps[2] - lo) / (hi - lo)).clamp(0.0, 1.0);
+            if t > 2.0 / 3.0 {
+                Zone::Upper
+            } else if t > 1.0 / 3.0 {
+                Zone::Middle
+            } else {
+                Zone::Lower
+            }
+        }
+        _ => Zone::Middle,
+    };
+    // Pleural contact: a mask voxel within 2 mm (in-plane) of the outside of the lung region.
+    let g = &src.geometry;
+    let mut juxtapleural = false;
+    'outer: for ((k, j, i), &m) in mask.indexed_iter() {
+        if !m {
+            continue;
+        }
+        for (dx, dy) in [(2.0, 0.0), (-2.0, 0.0), (0.0, 2.0), (0.0, -2.0)] {
+            let p = g.voxel_to_patient([
+                (origin[0] + i) as f64 + dx / g.spacing[0],
+                (origin[1] + j) as f64 + dy / g.spacing[1],
+                (origin[2] + k) as f64,
+            ]);
+            let q = iso.geometry.patient_to_voxel(p);
+            if at(q[0], q[1], q[2]) == 0 {
+                juxtapleural = true;
+                break 'outer;
+            }
+        }
+    }
+    Location {
+        side,
+        zone,
+        upper_lobe: zone == Zone::Upper,
+        juxtapleural,
+    }
+}

@@ -1,0 +1,361 @@
+//! Stage 8 — the report: a versioned JSON document (serde) plus key images.
+//!
+//! The report is what every adapter shows and stores: the browser page, the
+//! CLI (`report.json`), the server API, and the DICOM SR written from it.
+//! Findings are sorted by descending suspicion. Apart from `timings_ms`, the
+//! same input gives a byte-identical report.
+
+pub mod key_images;
+
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::ModelId;
+use crate::ingest::Warning;
+
+/// Schema identifier of [`Report`]; bumped on incompatible changes.
+pub const REPORT_SCHEMA: &str = "ct-triage/report/v1";
+
+/// The disclaimer every report carries.
+pub const DISCLAIMER: &str = "Research software for triage support. Not a medical device; \
+not validated for clinical use. Every finding must be checked by a radiologist.";
+
+/// Lung-RADS v2022 category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LungRads {
+    /// 1 — negative: no nodules, or nodules with benign calcification.
+    #[serde(rename = "1")]
+    Cat1,
+    /// 2 — benign appearance or behaviour.
+    #[serde(rename = "2")]
+    Cat2,
+    /// 3 — probably benign.
+    #[serde(rename = "3")]
+    Cat3,
+    /// 4A — suspicious.
+    #[serde(rename = "4A")]
+    Cat4A,
+    /// 4B — very suspicious.
+    #[serde(rename = "4B")]
+    Cat4B,
+    /// 4X — category 3 or 4 with additional features that increase suspicion.
+    #[serde(rename = "4X")]
+    Cat4X,
+}
+
+impl LungRads {
+    /// The category as printed (`1`, `2`, `3`, `4A`, `4B`, `4X`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LungRads::Cat1 => "1",
+            LungRads::Cat2 => "2",
+            LungRads::Cat3 => "3",
+            LungRads::Cat4A => "4A",
+            LungRads::Cat4B => "4B",
+            LungRads::Cat4X => "4X",
+        }
+    }
+}
+
+/// Nodule type by attenuation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoduleType {
+    /// Solid soft tissue attenuation.
+    Solid,
+    /// Ground-glass with a solid component.
+    PartSolid,
+    /// Pure ground-glass (non-solid).
+    GroundGlass,
+    /// Calcified (benign pattern).
+    Calcified,
+}
+
+/// Nodule (≤ 30 mm) or mass (> 30 mm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A nodule: mean diameter ≤ 30 mm.
+    Nodule,
+    /// A mass: mean diameter > 30 mm.
+    Mass,
+}
+
+/// Which lung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Patient's right lung.
+    Right,
+    /// Patient's left lung.
+    Left,
+}
+
+/// Cranio-caudal zone of the lung (thirds of its height).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Zone {
+    /// Upper third.
+    Upper,
+    /// Middle third.
+    Middle,
+    /// Lower third.
+    Lower,
+}
+
+/// Where a finding is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Right or left lung.
+    pub side: Side,
+    /// Upper, middle or lower zone.
+    pub zone: Zone,
+    /// Upper-lobe approximation used by Brock (lobes are not segmented: upper zone).
+    pub upper_lobe: bool,
+    /// Touches the pleura / chest wall.
+    pub juxtapleural: bool,
+}
+
+/// Worklist priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Read first.
+    Urgent,
+    /// Read soon.
+    Priority,
+    /// Normal order.
+    Routine,
+    /// The input cannot support a result; a human must look.
+    Inconclusive,
+}
+
+impl Priority {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Urgent => "urgent",
+            Priority::Priority => "priority",
+            Priority::Routine => "routine",
+            Priority::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One measured, classified finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// 1-based rank by suspicion.
+    pub id: u32,
+    /// Deterministic UID for DICOM SR tracking (derived from the series and the finding).
+    pub tracking_uid: String,
+    /// Nodule or mass.
+    pub kind: FindingKind,
+    /// Centre of the segmented finding, LPS mm.
+    pub center_lps_mm: [f64; 3],
+    /// Centre as a continuous voxel index `[x, y, z]` of the source volume.
+    pub center_voxel_xyz: [f64; 3],
+    /// Index of the source-volume axial slice on which the axes were measured.
+    pub slice_index: usize,
+    /// Mean of long and short axis, rounded to 0.1 mm (the Lung-RADS size).
+    pub diameter_mm: f64,
+    /// Longest in-plane diameter on the axial slice of largest area, mm.
+    pub long_axis_mm: f64,
+    /// Longest diameter perpendicular to the long axis on that slice, mm.
+    pub short_axis_mm: f64,
+    /// Segmented volume, mm³.
+    pub volume_mm3: f64,
+    /// Mean attenuation of the segmented finding, HU.
+    pub mean_hu: f64,
+    /// Attenuation type.
+    #[serde(rename = "type")]
+    pub nodule_type: NoduleType,
+    /// Mean diameter of the solid component of a part-solid nodule, mm.
+    pub solid_component_mm: Option<f64>,
+    /// Where it is.
+    pub location: Location,
+    /// Model probability that the candidate is a true nodule.
+    pub nodule_probability: f64,
+    /// Model probability of malignancy.
+    pub malignancy_probability: f64,
+    /// Model probability of spiculation, when the model has that output.
+    pub spiculation_probability: Option<f64>,
+    /// Brock (PanCan full model, with spiculation) probability of malignancy.
+    pub brock_probability: f64,
+    /// Lung-RADS category of this finding.
+    pub lung_rads: LungRads,
+    /// Why that category.
+    pub lung_rads_reason: String,
+    /// Suspicion score in [0, 1] used for sorting.
+    pub suspicion: f64,
+    /// Endpoints of the long and short axes in LPS mm: `[[a0, a1], [b0, b1]]`.
+    pub axes_lps_mm: [[[f64; 3]; 2]; 2],
+}
+
+/// Patient data used by risk models, and where each value came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientContext {
+    /// Age in years.
+    pub age_years: f64,
+    /// `dicom`, `caller` or `default`.
+    pub age_source: String,
+    /// Female sex.
+    pub female: bool,
+    /// `dicom`, `caller` or `default`.
+    pub sex_source: String,
+    /// Family history of lung cancer.
+    pub family_history: bool,
+    /// Emphysema present.
+    pub emphysema: bool,
+    /// `caller` or `default` (neither is in DICOM).
+    pub history_source: String,
+}
+
+/// What was analysed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSummary {
+    /// Study Instance UID.
+    pub study_instance_uid: String,
+    /// Series Instance UID.
+    pub series_instance_uid: String,
+    /// Series key (UID, `#n` for a split series).
+    pub series_key: String,
+    /// Modality.
+    pub modality: String,
+    /// Study date.
+    pub study_date: Option<String>,
+    /// Accession number.
+    pub accession_number: Option<String>,
+    /// Patient ID (as in the input; de-identify before export).
+    pub patient_id: Option<String>,
+    /// Number of files in the input.
+    pub files: usize,
+    /// Number of files skipped.
+    pub skipped_files: usize,
+    /// Source volume size `[x, y, z]`.
+    pub size_xyz: [usize; 3],
+    /// Source volume spacing `[x, y, z]` mm.
+    pub spacing_mm: [f64; 3],
+    /// Nominal slice thickness.
+    pub slice_thickness_mm: Option<f64>,
+    /// Transfer syntaxes of the source.
+    pub transfer_syntaxes: Vec<String>,
+    /// Manufacturer.
+    pub manufacturer: Option<String>,
+    /// Reconstruction kernel.
+    pub convolution_kernel: Option<String>,
+}
+
+/// The lungs as segmented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LungSummary {
+    /// Right lung volume, mL.
+    pub right_ml: f64,
+    /// Left lung volume, mL.
+    pub left_ml: f64,
+    /// Cranio-caudal extent of the lungs covered by the scan, mm.
+    pub extent_mm: f64,
+    /// True when the lungs appear cut off at the top or bottom of the scan.
+    pub truncated: bool,
+    /// Fraction of lung voxels below −950 HU (emphysema index, %LAA-950).
+    pub laa950_fraction: f64,
+}
+
+/// Exam-level result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exam {
+    /// Exam Lung-RADS: the highest nodule category (1 without nodules); `None` when inconclusive.
+    pub lung_rads: Option<LungRads>,
+    /// Worklist priority.
+    pub triage_priority: Priority,
+    /// Score in [0, 1] for sorting the worklist (higher first).
+    pub triage_score: f64,
+    /// Why this priority (each rule that fired).
+    pub triage_reasons: Vec<String>,
+    /// Number of findings.
+    pub nodule_count: usize,
+    /// For `inconclusive`: why the input cannot support a result.
+    pub inconclusive_reason: Option<String>,
+}
+
+/// A key image written for a finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyImageRef {
+    /// Finding id.
+    pub finding_id: u32,
+    /// Relative file name, e.g. `key-images/finding-1.png`.
+    pub file: String,
+    /// Source-volume slice index shown.
+    pub slice_index: usize,
+    /// SOP Instance UID of that source slice.
+    pub sop_instance_uid: String,
+}
+
+/// Per-candidate classification outcome kept for transparency (top candidates only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateSummary {
+    /// Number of blob candidates detected.
+    pub detected: usize,
+    /// Number classified.
+    pub classified: usize,
+    /// Number accepted as findings.
+    pub accepted: usize,
+    /// Nodule-probability threshold applied.
+    pub threshold: f64,
+}
+
+/// Software identification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generator {
+    /// `ct-triage`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// The analysis report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA`].
+    pub schema: String,
+    /// Software that produced it.
+    pub generator: Generator,
+    /// The model used.
+    pub model: ModelId,
+    /// What was analysed.
+    pub input: InputSummary,
+    /// Patient context used by the risk model.
+    pub patient: PatientContext,
+    /// Warnings about the input and the analysis.
+    pub warnings: Vec<Warning>,
+    /// Lung segmentation summary (absent when no lungs were found).
+    pub lungs: Option<LungSummary>,
+    /// Candidate counts.
+    pub candidates: CandidateSummary,
+    /// Findings, most suspicious first.
+    pub findings: Vec<Finding>,
+    /// Exam-level Lung-RADS and triage.
+    pub exam: Exam,
+    /// Key images.
+    pub key_images: Vec<KeyImageRef>,
+    /// Wall-clock time per stage in ms (the only part that varies between runs).
+    pub timings_ms: BTreeMap<String, f64>,
+    /// [`DISCLAIMER`].
+    pub disclaimer: String,
+}
+
+impl Report {
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The report with timings cleared, for comparing runs.
+    pub fn without_timings(&self) -> Report {
+        let mut r = self.clone();
+        r.timings_ms.clear();
+        r
+    }
+}
