@@ -205,7 +205,11 @@ pub fn segment(iso: &Volume, opts: &LungOptions, progress: &dyn Progress) -> Res
     drop(internal);
     progress.progress(Stage::Lungs, 0.7);
 
-    // 4. Closed, hole-filled region per lung and slice.
+    // 4. Closed, hole-filled region per lung and slice. The closing fills the
+    // concavities juxtapleural nodules make in the costal surface; on the medial
+    // side it would swallow hilar vessels and bronchi, so what the closing adds
+    // there (beyond 20 % of the lung's width from its centre, towards the
+    // midline) is not kept. Hole filling is kept everywhere.
     let radius_px = (opts.closing_mm / px_mm) as f32;
     let mut region = Array3::<u8>::zeros((nz, ny, nx));
     region
@@ -214,17 +218,38 @@ pub fn segment(iso: &Volume, opts: &LungOptions, progress: &dyn Progress) -> Res
         .enumerate()
         .for_each(|(k, mut out)| {
             let a = aerated.index_axis(Axis(0), k);
-            for lab in [RIGHT, LEFT] {
-                let m = a.mapv(|v| v == lab);
-                if !m.iter().any(|&b| b) {
-                    continue;
+            let extent = |lab: u8| {
+                let (mut n, mut sum, mut lo, mut hi) = (0usize, 0f64, nx, 0usize);
+                for ((_, i), &v) in a.indexed_iter() {
+                    if v == lab {
+                        n += 1;
+                        sum += i as f64;
+                        lo = lo.min(i);
+                        hi = hi.max(i);
+                    }
                 }
-                let filled = fill_holes2(close2(m.view(), radius_px).view());
-                out.zip_mut_with(&filled, |o, &f| {
-                    if f && *o == 0 {
+                (n > 0).then(|| (sum / n as f64, (hi - lo) as f64))
+            };
+            let (er, el) = (extent(RIGHT), extent(LEFT));
+            let mid = match (er, el) {
+                (Some(r), Some(l)) => (r.0 + l.0) / 2.0,
+                _ => nx as f64 / 2.0,
+            };
+            for (lab, ext) in [(RIGHT, er), (LEFT, el)] {
+                let Some((cx, width)) = ext else { continue };
+                let m = a.mapv(|v| v == lab);
+                let holes = fill_holes2(m.view());
+                let closed = fill_holes2(close2(m.view(), radius_px).view());
+                let medial = if mid >= cx { 1.0 } else { -1.0 };
+                for ((j, i), o) in out.indexed_iter_mut() {
+                    if *o != 0 {
+                        continue;
+                    }
+                    let medial_part = (i as f64 - cx) * medial > 0.2 * width;
+                    if holes[[j, i]] || (closed[[j, i]] && !medial_part) {
                         *o = lab;
                     }
-                });
+                }
             }
         });
     progress.progress(Stage::Lungs, 0.9);

@@ -209,13 +209,31 @@ pub fn measure(
             }
         }
     }
-    // In-plane opening to cut vessels, then the component with the seed.
-    let open_px = (opts.opening_mm / g.spacing[0].min(g.spacing[1])) as f32;
-    let opened = open_inplane(&grown, open_px);
-    let mut mask = keep_component(&opened, (si, sj, sk));
-    if mask.iter().filter(|&&v| v).count() < 3 {
-        mask = keep_component(&grown, (si, sj, sk));
+    // In-plane opening to cut vessels, then the component with the seed. A
+    // lesion is compact: if what remains still reaches the growth limit, it
+    // continues beyond it (a vessel, an airway wall, the hilum) — try a
+    // stronger opening, then give up on this candidate.
+    let min_px = g.spacing[0].min(g.spacing[1]);
+    let shell = r_max - 1.0 - g.spacing.iter().copied().fold(0.0, f64::max) / 2.0;
+    let mut mask = None;
+    for open_mm in [opts.opening_mm, opts.opening_mm * 1.75] {
+        let opened = open_inplane(&grown, (open_mm / min_px) as f32);
+        let mut m = keep_component(&opened, (si, sj, sk));
+        let mut n = m.iter().filter(|&&v| v).count();
+        if n < 3 {
+            m = keep_component(&grown, (si, sj, sk));
+            n = m.iter().filter(|&&v| v).count();
+        }
+        let at_limit = m
+            .indexed_iter()
+            .filter(|&((k, j, i), &v)| v && dist_mm(x0 + i, y0 + j, z0 + k) > shell)
+            .count();
+        if at_limit < 3.max(n / 50) {
+            mask = Some(m);
+            break;
+        }
     }
+    let mask = mask?;
     let count = mask.iter().filter(|&&v| v).count();
     if count < 2 {
         return None;

@@ -30,8 +30,10 @@
 //! ```
 
 mod assemble;
+mod guard;
 mod instance;
 mod jpeg12;
+mod jpegls;
 mod parse;
 mod pixels;
 mod series;

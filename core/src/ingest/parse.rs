@@ -52,6 +52,8 @@ pub(crate) fn open(name: &str, bytes: &[u8], limits: &Limits) -> Result<DefaultD
     let has_preamble = bytes.len() >= 132 && &bytes[128..132] == b"DICM";
     let bare_magic = bytes.len() >= 4 && &bytes[0..4] == b"DICM";
     if has_preamble || bare_magic {
+        let meta_at = if has_preamble { 132 } else { 4 };
+        super::guard::check(bytes, Some(meta_at), "", limits.max_file_bytes).map_err(&not_dicom)?;
         let preamble = if has_preamble {
             ReadPreamble::Always
         } else {
@@ -68,6 +70,7 @@ pub(crate) fn open(name: &str, bytes: &[u8], limits: &Limits) -> Result<DefaultD
             "no DICM marker and the first bytes are not a little-endian DICOM data set".into(),
         )
     })?;
+    super::guard::check(bytes, None, ts, limits.max_file_bytes).map_err(&not_dicom)?;
     let ts_entry = TransferSyntaxRegistry
         .get(ts)
         .ok_or_else(|| not_dicom(format!("transfer syntax {ts} unknown")))?;

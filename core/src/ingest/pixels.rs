@@ -168,13 +168,9 @@ pub(crate) fn frame_fragments<'a, F: AsRef<[u8]>>(
 
 /// Decode one JPEG-LS frame with the crate's pure-Rust decoder ([`super::jpegls`]).
 fn decode_jpeg_ls(file: &str, code: &[u8], layout: &PixelLayout) -> Result<Cow<'static, [u8]>> {
-    // INTEGRATE: super::jpegls::decode(code, layout.frame_pixels() as u64)
-    let _ = (code, layout);
-    let _ = samples_to_native;
-    Err(Error::Unsupported {
-        file: file.to_string(),
-        what: "JPEG-LS decoder pending".into(),
-    })
+    let img = super::jpegls::decode(code, layout.frame_pixels() as u64)
+        .map_err(|m| Error::pixels(file, format!("JPEG-LS: {m}")))?;
+    samples_to_native(file, "JPEG-LS", img.width, img.height, &img.samples, layout)
 }
 
 /// Check a decoded frame against the header and lay it out as native little-endian samples.

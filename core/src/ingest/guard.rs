@@ -1,0 +1,330 @@
+//! Structural pre-check of a DICOM stream: every length field must fit in the
+//! bytes that are actually there, before any parser allocates for it.
+//!
+//! Why this exists: dicom-rs (0.10) reserves and zero-fills a value buffer of
+//! the declared length before reading it, so a 1 KB file declaring a 4 GB
+//! element makes it touch 4 GB of memory (in a browser tab: an out-of-memory
+//! crash). No DICOM library offers a bounded mode, so we walk the element
+//! headers once (cheap: values are skipped, not read) and refuse the file with a
+//! typed error naming the element if any length is absurd or the nesting is
+//! deeper than a sane limit.
+
+use std::io::Read;
+
+use dicom_core::dictionary::DataDictionary;
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+/// Deepest sequence nesting accepted (real data rarely exceeds 5).
+const MAX_DEPTH: usize = 32;
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const ITEM: Tag = Tag(0xFFFE, 0xE000);
+const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
+const SEQ_END: Tag = Tag(0xFFFE, 0xE0DD);
+
+/// How the data set is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Encoding {
+    pub explicit: bool,
+    pub big_endian: bool,
+}
+
+impl Encoding {
+    /// Encoding of a transfer syntax UID (`None` for deflated or unknown ones
+    /// that are checked after inflating).
+    pub fn of(ts: &str) -> Encoding {
+        match ts {
+            "1.2.840.10008.1.2" => Encoding {
+                explicit: false,
+                big_endian: false,
+            },
+            "1.2.840.10008.1.2.2" => Encoding {
+                explicit: true,
+                big_endian: true,
+            },
+            _ => Encoding {
+                explicit: true,
+                big_endian: false,
+            },
+        }
+    }
+}
+
+struct Walker<'a> {
+    b: &'a [u8],
+    enc: Encoding,
+}
+
+type R<T> = std::result::Result<T, String>;
+
+impl Walker<'_> {
+    fn u16(&self, at: usize) -> R<u16> {
+        let s = self.b.get(at..at + 2).ok_or_else(|| format!("truncated at byte {at}"))?;
+        Ok(if self.enc.big_endian {
+            u16::from_be_bytes([s[0], s[1]])
+        } else {
+            u16::from_le_bytes([s[0], s[1]])
+        })
+    }
+
+    fn u32(&self, at: usize) -> R<u32> {
+        let s = self.b.get(at..at + 4).ok_or_else(|| format!("truncated at byte {at}"))?;
+        Ok(if self.enc.big_endian {
+            u32::from_be_bytes([s[0], s[1], s[2], s[3]])
+        } else {
+            u32::from_le_bytes([s[0], s[1], s[2], s[3]])
+        })
+    }
+
+    /// Tag at `at`; item tags are always little endian in LE streams and big in BE.
+    fn tag(&self, at: usize) -> R<Tag> {
+        Ok(Tag(self.u16(at)?, self.u16(at + 2)?))
+    }
+
+    /// Walk data set elements in `pos..end` (or until an item delimiter when
+    /// `until_delimiter`). Returns the position after the last element (after
+    /// the delimiter, if one ended the walk).
+    fn dataset(&self, mut pos: usize, end: usize, depth: usize, until_delimiter: bool) -> R<usize> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences nested deeper than {MAX_DEPTH} levels"));
+        }
+        while pos < end {
+            if end - pos < 8 {
+                // trailing padding shorter than a header
+                return if until_delimiter {
+                    Err(format!("item without delimiter (truncated at byte {pos})"))
+                } else {
+                    Ok(end)
+                };
+            }
+            let tag = self.tag(pos)?;
+            if tag == ITEM_END {
+                return if until_delimiter {
+                    Ok(pos + 8)
+                } else {
+                    Err(format!("unexpected item delimiter at byte {pos}"))
+                };
+            }
+            let (vr, len, value_at) = self.header(tag, pos)?;
+            let remaining = end - value_at.min(end);
+            let is_seq = vr == Some(VR::SQ) || (len == UNDEFINED && tag != Tag(0x7FE0, 0x0010));
+            if len == UNDEFINED {
+                if tag == Tag(0x7FE0, 0x0010) || vr == Some(VR::OB) || vr == Some(VR::OW) {
+                    pos = self.fragments(value_at, end, tag)?;
+                } else if is_seq {
+                    pos = self.sequence(value_at, end, depth + 1, None)?;
+                } else {
+                    return Err(format!("element {tag} has undefined length but is not a sequence"));
+                }
+                continue;
+            }
+            if len as usize > remaining {
+                return Err(format!(
+                    "element {tag} declares {len} bytes but only {remaining} remain"
+                ));
+            }
+            let next = value_at + len as usize;
+            if is_seq {
+                self.sequence(value_at, next, depth + 1, Some(next))?;
+            }
+            pos = next;
+        }
+        if until_delimiter {
+            return Err("item without delimiter".to_string());
+        }
+        Ok(pos)
+    }
+
+    /// Element header at `pos`: VR (explicit, or from the dictionary for
+    /// implicit), value length and where the value starts.
+    fn header(&self, tag: Tag, pos: usize) -> R<(Option<VR>, u32, usize)> {
+        if !self.enc.explicit || tag.0 == 0xFFFE {
+            let vr = if tag.0 == 0xFFFE {
+                None
+            } else {
+                StandardDataDictionary.by_tag(tag).map(|e| e.vr.relaxed())
+            };
+            return Ok((vr, self.u32(pos + 4)?, pos + 8));
+        }
+        let code = self.b.get(pos + 4..pos + 6).ok_or("truncated element header")?;
+        let vr = VR::from_binary([code[0], code[1]]);
+        match vr {
+            Some(
+                VR::OB
+                | VR::OD
+                | VR::OF
+                | VR::OL
+                | VR::OV
+                | VR::OW
+                | VR::SQ
+                | VR::SV
+                | VR::UC
+                | VR::UN
+                | VR::UR
+                | VR::UT
+                | VR::UV,
+            ) => Ok((vr, self.u32(pos + 8)?, pos + 12)),
+            Some(_) => Ok((vr, self.u16(pos + 6)? as u32, pos + 8)),
+            None => Err(format!("element {tag} has an invalid VR {:?}", code)),
+        }
+    }
+
+    /// Walk the items of a sequence starting at `pos`. With `defined_end` the
+    /// sequence ends there; otherwise at a sequence delimiter.
+    fn sequence(&self, mut pos: usize, end: usize, depth: usize, defined_end: Option<usize>) -> R<usize> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences nested deeper than {MAX_DEPTH} levels"));
+        }
+        // A sequence of unknown encoding (implicit VR UN) is parsed as implicit VR LE.
+        let end = defined_end.unwrap_or(end);
+        while pos + 8 <= end {
+            let tag = self.tag(pos)?;
+            let len = self.u32(pos + 4)?;
+            if tag == SEQ_END {
+                return Ok(pos + 8);
+            }
+            if tag != ITEM {
+                return Err(format!("expected an item in a sequence at byte {pos}, found {tag}"));
+            }
+            let value_at = pos + 8;
+            if len == UNDEFINED {
+                pos = self.dataset(value_at, end, depth, true)?;
+            } else {
+                if len as usize > end - value_at {
+                    return Err(format!(
+                        "sequence item declares {len} bytes but only {} remain",
+                        end - value_at
+                    ));
+                }
+                self.dataset(value_at, value_at + len as usize, depth, false)?;
+                pos = value_at + len as usize;
+            }
+        }
+        if defined_end.is_some() {
+            Ok(end)
+        } else {
+            Err("sequence without delimiter (truncated)".into())
+        }
+    }
+
+    /// Encapsulated pixel data: items of raw fragments until a sequence delimiter.
+    fn fragments(&self, mut pos: usize, end: usize, tag: Tag) -> R<usize> {
+        while pos + 8 <= end {
+            let t = self.tag(pos)?;
+            let len = self.u32(pos + 4)?;
+            if t == SEQ_END {
+                return Ok(pos + 8);
+            }
+            if t != ITEM || len == UNDEFINED {
+                return Err(format!("malformed fragment in {tag} at byte {pos}"));
+            }
+            if len as usize > end - pos - 8 {
+                return Err(format!(
+                    "pixel data fragment declares {len} bytes but only {} remain",
+                    end - pos - 8
+                ));
+            }
+            pos += 8 + len as usize;
+        }
+        Err(format!("encapsulated {tag} is truncated (no sequence delimiter)"))
+    }
+}
+
+/// Check a whole Part 10 file (`start` = offset of the meta group, after "DICM"),
+/// or a bare data set with the given transfer syntax (`meta_at = None`).
+/// `max_inflated` bounds a deflated data set once inflated.
+pub(crate) fn check(bytes: &[u8], meta_at: Option<usize>, bare_ts: &str, max_inflated: u64) -> R<()> {
+    let (data_at, ts) = match meta_at {
+        None => (0, bare_ts.to_string()),
+        Some(m) => {
+            let w = Walker {
+                b: bytes,
+                enc: Encoding {
+                    explicit: true,
+                    big_endian: false,
+                },
+            };
+            // Meta elements: group 0002 only.
+            let mut pos = m;
+            let mut ts = String::new();
+            while pos + 8 <= bytes.len() && w.tag(pos)?.0 == 0x0002 {
+                let tag = w.tag(pos)?;
+                let (_, len, value_at) = w.header(tag, pos)?;
+                if len == UNDEFINED || len as usize > bytes.len() - value_at.min(bytes.len()) {
+                    return Err(format!("file meta element {tag} has an impossible length {len}"));
+                }
+                if tag == Tag(0x0002, 0x0010) {
+                    ts = String::from_utf8_lossy(&bytes[value_at..value_at + len as usize])
+                        .trim_end_matches(['\0', ' '])
+                        .to_string();
+                }
+                pos = value_at + len as usize;
+            }
+            (pos, ts)
+        }
+    };
+    if ts == "1.2.840.10008.1.2.1.99" {
+        // Deflated: inflate with a cap and check the inflated data set.
+        let mut inflated = Vec::new();
+        let mut dec = flate2::read::DeflateDecoder::new(&bytes[data_at.min(bytes.len())..])
+            .take(max_inflated + 1);
+        dec.read_to_end(&mut inflated)
+            .map_err(|e| format!("deflated data set is corrupt: {e}"))?;
+        if inflated.len() as u64 > max_inflated {
+            return Err(format!("deflated data set inflates beyond {max_inflated} bytes"));
+        }
+        let w = Walker {
+            b: &inflated,
+            enc: Encoding::of("1.2.840.10008.1.2.1"),
+        };
+        return w.dataset(0, inflated.len(), 0, false).map(|_| ());
+    }
+    let w = Walker {
+        b: bytes,
+        enc: Encoding::of(&ts),
+    };
+    w.dataset(data_at, bytes.len(), 0, false).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explicit_le(elements: &[(u16, u16, &[u8; 2], &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (g, e, vr, v) in elements {
+            out.extend(g.to_le_bytes());
+            out.extend(e.to_le_bytes());
+            out.extend(*vr);
+            out.extend((v.len() as u16).to_le_bytes());
+            out.extend(*v);
+        }
+        out
+    }
+
+    #[test]
+    fn accepts_consistent_and_refuses_absurd_lengths() {
+        let ok = explicit_le(&[(0x0008, 0x0060, b"CS", b"CT"), (0x0010, 0x0010, b"PN", b"A^B ")]);
+        assert!(check(&ok, None, "1.2.840.10008.1.2.1", 1 << 20).is_ok());
+        // An OW element declaring 2 GB in a 40-byte stream.
+        let mut bad = ok.clone();
+        bad.extend([0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
+        bad.extend(0x7FFF_FFF0u32.to_le_bytes());
+        bad.extend([0u8; 16]);
+        let e = check(&bad, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();
+        assert!(e.contains("(7FE0,0010)") && e.contains("2147483632"), "{e}");
+    }
+
+    #[test]
+    fn refuses_deep_nesting() {
+        // (0008,1140) SQ undefined length, nested 40 times.
+        let mut b = Vec::new();
+        for _ in 0..40 {
+            b.extend([0x08, 0x00, 0x40, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            b.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        let e = check(&b, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();
+        assert!(e.contains("nested"), "{e}");
+    }
+}
