@@ -63,8 +63,10 @@ pub struct Candidate {
 }
 
 /// The DoG scales, in mm: Gaussian sigmas; DoG i uses sigmas i and i+1.
-const SIGMAS_FINE: [f32; 4] = [1.0, 1.414, 2.0, 2.828];
-const SIGMAS_COARSE: [f32; 5] = [2.828, 4.0, 5.657, 8.0, 11.314];
+/// Fine scales (1 mm grid): blob radii ≈ 2–3 mm (3–6 mm nodules).
+const SIGMAS_FINE: [f32; 3] = [1.0, 1.414, 2.0];
+/// Coarse scales (2 mm grid): blob radii ≈ 4–17 mm.
+const SIGMAS_COARSE: [f32; 6] = [2.0, 2.828, 4.0, 5.657, 8.0, 11.314];
 
 /// Detect candidates in the lung region of an isotropic volume.
 pub fn detect(
@@ -116,7 +118,13 @@ pub fn detect(
     let offset = [bx0 as f64, by0 as f64, bz0 as f64];
     let mut found = Vec::new();
     // Fine scales on the 1 mm grid.
-    found.extend(dog_extrema(&v, &SIGMAS_FINE.map(|s| s / sp as f32), 1.0, opts.min_response, &reg.to_owned()));
+    found.extend(dog_extrema(
+        &v,
+        &SIGMAS_FINE.map(|s| s / sp as f32),
+        1.0,
+        opts.min_response,
+        &reg.to_owned(),
+    ));
     progress.progress(Stage::Candidates, 0.5);
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
@@ -125,19 +133,39 @@ pub fn detect(
     let v2 = downsample2(&v);
     let reg2 = {
         let (a, b, c) = v2.dim();
-        Array3::from_shape_fn((a, b, c), |(k, j, i)| reg[[(2 * k).min(reg.dim().0 - 1), (2 * j).min(reg.dim().1 - 1), (2 * i).min(reg.dim().2 - 1)]])
+        Array3::from_shape_fn((a, b, c), |(k, j, i)| {
+            reg[[
+                (2 * k).min(reg.dim().0 - 1),
+                (2 * j).min(reg.dim().1 - 1),
+                (2 * i).min(reg.dim().2 - 1),
+            ]]
+        })
     };
-    for mut c in dog_extrema(&v2, &SIGMAS_COARSE.map(|s| s / (2.0 * sp as f32)), 2.0, opts.min_response, &reg2) {
+    for mut c in dog_extrema(
+        &v2,
+        &SIGMAS_COARSE.map(|s| s / (2.0 * sp as f32)),
+        2.0,
+        opts.min_response,
+        &reg2,
+    ) {
         c.center_xyz = c.center_xyz.map(|x| x * 2.0 + 0.5);
         found.push(c);
     }
     progress.progress(Stage::Candidates, 0.8);
-    // Mass path.
-    found.extend(masses(&hu, &reg, sp, opts.mass_min_diameter_mm));
+    // Mass path, on the 2 mm grid.
+    for mut c in masses(
+        &v2.view(),
+        &reg2.view(),
+        2.0 * sp,
+        opts.mass_min_diameter_mm,
+    ) {
+        c.center_xyz = c.center_xyz.map(|x| x * 2.0 + 0.5);
+        found.push(c);
+    }
     // To the full grid, radius to mm.
     for c in &mut found {
-        for a in 0..3 {
-            c.center_xyz[a] += offset[a];
+        for (v, o) in c.center_xyz.iter_mut().zip(offset) {
+            *v += o;
         }
         if c.source == CandidateSource::Blob {
             c.radius_mm *= sp;
@@ -224,7 +252,7 @@ fn is_local_min(d: &Array3<f32>, k: usize, j: usize, i: usize, c: f32) -> bool {
 /// Soft-tissue components (> −300 HU) inside the lung region with an
 /// equivalent diameter above `min_d` mm.
 fn masses(
-    hu: &ndarray::ArrayView3<i16>,
+    hu: &ndarray::ArrayView3<f32>,
     region: &ndarray::ArrayView3<u8>,
     sp: f64,
     min_d: f64,
@@ -233,7 +261,7 @@ fn masses(
     ndarray::Zip::from(&mut tissue)
         .and(hu)
         .and(region)
-        .par_for_each(|t, &h, &r| *t = r != 0 && h > -300);
+        .par_for_each(|t, &h, &r| *t = r != 0 && h > -300.0);
     let structure = Array3::from_shape_fn((3, 3, 3), |(a, b, c)| {
         (a as i32 - 1).abs() + (b as i32 - 1).abs() + (c as i32 - 1).abs() <= 1
     });

@@ -46,7 +46,14 @@ pub fn gaussian3(src: &Array3<f32>, sigma_xyz: [f32; 3]) -> Array3<f32> {
     let ky = gaussian_kernel(sigma_xyz[1]);
     let kz = gaussian_kernel(sigma_xyz[2]);
     let plane = ny * nx;
-    let input = src.as_slice().map(|s| s.to_vec()).unwrap_or_else(|| src.iter().copied().collect());
+    let owned;
+    let input: &[f32] = match src.as_slice() {
+        Some(s) => s,
+        None => {
+            owned = src.iter().copied().collect::<Vec<f32>>();
+            &owned
+        }
+    };
     // x and y passes per slice.
     let mut tmp = vec![0f32; nz * plane];
     tmp.par_chunks_mut(plane)
@@ -257,7 +264,10 @@ pub fn close2(mask: ArrayView2<bool>, radius: f32) -> Array2<bool> {
         }
     }
     let r2 = radius * radius;
-    let dil: Vec<bool> = edt2_sq_raw(&crop, cny, cnx).iter().map(|&d| d <= r2).collect();
+    let dil: Vec<bool> = edt2_sq_raw(&crop, cny, cnx)
+        .iter()
+        .map(|&d| d <= r2)
+        .collect();
     let outside: Vec<bool> = dil.iter().map(|&b| !b).collect();
     let dist_out = edt2_sq_raw(&outside, cny, cnx);
     for j in 0..cny {
@@ -279,37 +289,53 @@ pub fn close2(mask: ArrayView2<bool>, radius: f32) -> Array2<bool> {
 /// pixels are set to `true` (2-D hole filling, 4-connectivity).
 pub fn fill_holes2(mask: ArrayView2<bool>) -> Array2<bool> {
     let (ny, nx) = mask.dim();
-    let mut outside = Array2::<bool>::from_elem((ny, nx), false);
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    let push = |j: usize, i: usize, outside: &mut Array2<bool>, stack: &mut Vec<(usize, usize)>| {
-        if !mask[[j, i]] && !outside[[j, i]] {
-            outside[[j, i]] = true;
-            stack.push((j, i));
+    let m: Vec<bool> = match mask.as_slice() {
+        Some(s) => s.to_vec(),
+        None => mask.iter().copied().collect(),
+    };
+    let filled = fill_holes_raw(&m, ny, nx);
+    Array2::from_shape_vec((ny, nx), filled).expect("shape is preserved")
+}
+
+/// [`fill_holes2`] on a row-major `ny × nx` buffer.
+pub fn fill_holes_raw(m: &[bool], ny: usize, nx: usize) -> Vec<bool> {
+    // `out` starts as "maybe inside"; flooding from the border clears what is outside.
+    let mut outside = vec![false; ny * nx];
+    let mut stack: Vec<u32> = Vec::with_capacity(1024);
+    let push = |idx: usize, outside: &mut Vec<bool>, stack: &mut Vec<u32>| {
+        if !m[idx] && !outside[idx] {
+            outside[idx] = true;
+            stack.push(idx as u32);
         }
     };
+    if ny == 0 || nx == 0 {
+        return Vec::new();
+    }
     for i in 0..nx {
-        push(0, i, &mut outside, &mut stack);
-        push(ny - 1, i, &mut outside, &mut stack);
+        push(i, &mut outside, &mut stack);
+        push((ny - 1) * nx + i, &mut outside, &mut stack);
     }
     for j in 0..ny {
-        push(j, 0, &mut outside, &mut stack);
-        push(j, nx - 1, &mut outside, &mut stack);
+        push(j * nx, &mut outside, &mut stack);
+        push(j * nx + nx - 1, &mut outside, &mut stack);
     }
-    while let Some((j, i)) = stack.pop() {
+    while let Some(idx) = stack.pop() {
+        let idx = idx as usize;
+        let (j, i) = (idx / nx, idx % nx);
         if j > 0 {
-            push(j - 1, i, &mut outside, &mut stack);
+            push(idx - nx, &mut outside, &mut stack);
         }
         if j + 1 < ny {
-            push(j + 1, i, &mut outside, &mut stack);
+            push(idx + nx, &mut outside, &mut stack);
         }
         if i > 0 {
-            push(j, i - 1, &mut outside, &mut stack);
+            push(idx - 1, &mut outside, &mut stack);
         }
         if i + 1 < nx {
-            push(j, i + 1, &mut outside, &mut stack);
+            push(idx + 1, &mut outside, &mut stack);
         }
     }
-    outside.mapv(|o| !o)
+    outside.iter().map(|&o| !o).collect()
 }
 
 /// A connected component of a 2-D mask.

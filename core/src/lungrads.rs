@@ -44,15 +44,27 @@ pub fn categorize(n: &NoduleForRads) -> (LungRads, String) {
             }
         }
         NoduleType::PartSolid => {
-            let s = n.solid_component_mm.map(|s| (s * 10.0).round() / 10.0).unwrap_or(0.0);
+            let s = n
+                .solid_component_mm
+                .map(|s| (s * 10.0).round() / 10.0)
+                .unwrap_or(0.0);
             if d < 6.0 {
                 (LungRads::Cat2, format!("part-solid {d} mm total < 6 mm"))
             } else if s < 6.0 {
-                (LungRads::Cat3, format!("part-solid {d} mm total ≥ 6 mm, solid part {s} mm < 6 mm"))
+                (
+                    LungRads::Cat3,
+                    format!("part-solid {d} mm total ≥ 6 mm, solid part {s} mm < 6 mm"),
+                )
             } else if s < 8.0 {
-                (LungRads::Cat4A, format!("part-solid, solid part {s} mm, 6 to < 8 mm"))
+                (
+                    LungRads::Cat4A,
+                    format!("part-solid, solid part {s} mm, 6 to < 8 mm"),
+                )
             } else {
-                (LungRads::Cat4B, format!("part-solid, solid part {s} mm ≥ 8 mm"))
+                (
+                    LungRads::Cat4B,
+                    format!("part-solid, solid part {s} mm ≥ 8 mm"),
+                )
             }
         }
         NoduleType::GroundGlass => {

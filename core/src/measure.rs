@@ -120,9 +120,18 @@ pub fn measure(
     let c = g.patient_to_voxel(center_lps);
     let r_est = radius_mm.clamp(1.5, 40.0);
     let half_mm = (2.2 * r_est + 4.0).clamp(10.0, 70.0);
-    let lo = |a: usize, n: usize| ((c[a] - half_mm / g.spacing[a]).floor().max(0.0) as usize).min(n - 1);
-    let hi = |a: usize, n: usize| ((c[a] + half_mm / g.spacing[a]).ceil().max(0.0) as usize).min(n - 1);
-    let (x0, x1, y0, y1, z0, z1) = (lo(0, nx), hi(0, nx), lo(1, ny), hi(1, ny), lo(2, nz), hi(2, nz));
+    let lo =
+        |a: usize, n: usize| ((c[a] - half_mm / g.spacing[a]).floor().max(0.0) as usize).min(n - 1);
+    let hi =
+        |a: usize, n: usize| ((c[a] + half_mm / g.spacing[a]).ceil().max(0.0) as usize).min(n - 1);
+    let (x0, x1, y0, y1, z0, z1) = (
+        lo(0, nx),
+        hi(0, nx),
+        lo(1, ny),
+        hi(1, ny),
+        lo(2, nz),
+        hi(2, nz),
+    );
     let (bx, by, bz) = (x1 - x0 + 1, y1 - y0 + 1, z1 - z0 + 1);
     let dist_mm = |i: usize, j: usize, k: usize| -> f64 {
         let d = [
@@ -138,7 +147,13 @@ pub fn measure(
         let v = iso.geometry.patient_to_voxel(p);
         let (di, dj, dk) = (v[0].round(), v[1].round(), v[2].round());
         let (iz, iy, ix) = lungs.region.dim();
-        if di < 0.0 || dj < 0.0 || dk < 0.0 || di as usize >= ix || dj as usize >= iy || dk as usize >= iz {
+        if di < 0.0
+            || dj < 0.0
+            || dk < 0.0
+            || di as usize >= ix
+            || dj as usize >= iy
+            || dk as usize >= iz
+        {
             return 0;
         }
         lungs.region[[dk as usize, dj as usize, di as usize]]
@@ -267,11 +282,20 @@ pub fn measure(
     let volume_mm3 = n * g.voxel_volume_mm3();
     // Axes on the slice of largest area.
     let (kmax, _) = (0..bz)
-        .map(|k| (k, mask.index_axis(ndarray::Axis(0), k).iter().filter(|&&v| v).count()))
+        .map(|k| {
+            (
+                k,
+                mask.index_axis(ndarray::Axis(0), k)
+                    .iter()
+                    .filter(|&&v| v)
+                    .count(),
+            )
+        })
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))?;
     let plane = mask.index_axis(ndarray::Axis(0), kmax).to_owned();
     let (long, short, la, sa) = axes(&plane, g.spacing[0], g.spacing[1]);
-    let to_lps = |p: [f64; 2]| g.voxel_to_patient([x0 as f64 + p[0], y0 as f64 + p[1], (z0 + kmax) as f64]);
+    let to_lps =
+        |p: [f64; 2]| g.voxel_to_patient([x0 as f64 + p[0], y0 as f64 + p[1], (z0 + kmax) as f64]);
     let diameter = ((long + short) / 2.0 * 10.0).round() / 10.0;
     // Type.
     let solid_fraction = if n_core > 0 {
@@ -282,7 +306,8 @@ pub fn measure(
         0.0
     };
     let calc_fraction = n_calc as f64 / n;
-    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu {
+    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu
+    {
         (NoduleType::Calcified, None)
     } else if solid_fraction < 0.1 && mean_hu < opts.solid_hu {
         (NoduleType::GroundGlass, None)
@@ -292,7 +317,16 @@ pub fn measure(
             mask[[k, j, i]] && hu_box[[k, j, i]] >= opts.solid_hu
         });
         let (ks, _) = (0..bz)
-            .map(|k| (k, solid.index_axis(ndarray::Axis(0), k).iter().filter(|&&v| v).count()))
+            .map(|k| {
+                (
+                    k,
+                    solid
+                        .index_axis(ndarray::Axis(0), k)
+                        .iter()
+                        .filter(|&&v| v)
+                        .count(),
+                )
+            })
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))?;
         let sp = solid.index_axis(ndarray::Axis(0), ks).to_owned();
         let (sl, ss, _, _) = axes(&sp, g.spacing[0], g.spacing[1]);
@@ -316,7 +350,10 @@ pub fn measure(
         long_axis_mm: round2(long),
         short_axis_mm: round2(short),
         diameter_mm: diameter,
-        axes_lps_mm: [[to_lps(la[0]), to_lps(la[1])], [to_lps(sa[0]), to_lps(sa[1])]],
+        axes_lps_mm: [
+            [to_lps(la[0]), to_lps(la[1])],
+            [to_lps(sa[0]), to_lps(sa[1])],
+        ],
         volume_mm3: round2(volume_mm3),
         mean_hu: round2(mean_hu),
         nodule_type,
@@ -344,7 +381,11 @@ fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
 
 /// Long and short axis (mm, edge to edge) of a 2-D mask and their endpoints in
 /// (continuous) box pixel coordinates `[x, y]`.
-fn axes(plane: &ndarray::Array2<bool>, sx: f64, sy: f64) -> (f64, f64, [[f64; 2]; 2], [[f64; 2]; 2]) {
+fn axes(
+    plane: &ndarray::Array2<bool>,
+    sx: f64,
+    sy: f64,
+) -> (f64, f64, [[f64; 2]; 2], [[f64; 2]; 2]) {
     let (ny, nx) = plane.dim();
     let mut boundary = Vec::new();
     for ((j, i), &m) in plane.indexed_iter() {
@@ -367,7 +408,9 @@ fn axes(plane: &ndarray::Array2<bool>, sx: f64, sy: f64) -> (f64, f64, [[f64; 2]
         return (0.0, 0.0, [[0.0; 2]; 2], [[0.0; 2]; 2]);
     }
     let pix = (sx + sy) / 2.0;
-    let d = |a: [f64; 2], b: [f64; 2]| (((a[0] - b[0]) * sx).powi(2) + ((a[1] - b[1]) * sy).powi(2)).sqrt();
+    let d = |a: [f64; 2], b: [f64; 2]| {
+        (((a[0] - b[0]) * sx).powi(2) + ((a[1] - b[1]) * sy).powi(2)).sqrt()
+    };
     let (mut best, mut la) = (-1.0, [boundary[0], boundary[0]]);
     for (ai, &a) in boundary.iter().enumerate() {
         for &b in &boundary[ai..] {
@@ -414,7 +457,11 @@ fn open_inplane(m: &Array3<bool>, r: f32) -> Array3<bool> {
         let d_in = crate::imgproc::edt2_sq(inv.view());
         let eroded = d_in.mapv(|d| d > r * r);
         let d_er = crate::imgproc::edt2_sq(eroded.view());
-        plane.assign(&ndarray::Zip::from(&d_er).and(&src).map_collect(|&d, &s| s && d <= r * r));
+        plane.assign(
+            &ndarray::Zip::from(&d_er)
+                .and(&src)
+                .map_collect(|&d, &s| s && d <= r * r),
+        );
     }
     out
 }
@@ -477,7 +524,8 @@ fn locate(
     let (iz, iy, ix) = lungs.region.dim();
     let at = |x: f64, y: f64, z: f64| -> u8 {
         let (i, j, k) = (x.round(), y.round(), z.round());
-        if i < 0.0 || j < 0.0 || k < 0.0 || i as usize >= ix || j as usize >= iy || k as usize >= iz {
+        if i < 0.0 || j < 0.0 || k < 0.0 || i as usize >= ix || j as usize >= iy || k as usize >= iz
+        {
             0
         } else {
             lungs.region[[k as usize, j as usize, i as usize]]

@@ -37,8 +37,8 @@ use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
 use crate::progress::{Progress, Stage};
 use crate::report::{
-    CandidateSummary, DISCLAIMER, Finding, Generator, InputSummary, KeyImageRef,
-    LungRads, PatientContext, REPORT_SCHEMA, Report, key_images,
+    CandidateSummary, DISCLAIMER, Finding, Generator, InputSummary, KeyImageRef, LungRads,
+    PatientContext, REPORT_SCHEMA, Report, key_images,
 };
 use crate::resample;
 use crate::risk::{BrockInputs, brock_probability};
@@ -137,7 +137,8 @@ impl Timer {
     fn lap(&mut self, stage: Stage) {
         let now = web_time::Instant::now();
         let ms = (now - self.1).as_secs_f64() * 1000.0;
-        self.0.insert(stage.name().to_string(), (ms * 10.0).round() / 10.0);
+        self.0
+            .insert(stage.name().to_string(), (ms * 10.0).round() / 10.0);
         self.1 = now;
     }
 }
@@ -154,7 +155,15 @@ pub fn analyze(
     let series = scan.load(&opts.ingest, progress)?;
     timer.lap(Stage::Ingest);
     let skipped = scan.inventory().skipped.len();
-    analyze_loaded(series, files.len(), skipped, opts, classifier, progress, timer)
+    analyze_loaded(
+        series,
+        files.len(),
+        skipped,
+        opts,
+        classifier,
+        progress,
+        timer,
+    )
 }
 
 /// Analyse a series that is already loaded.
@@ -208,10 +217,15 @@ fn analyze_loaded(
         ));
     }
     let partial = lungs.summary.truncated.then(|| {
-        "the lungs extend beyond the scanned range: regions outside it were not assessed".to_string()
+        "the lungs extend beyond the scanned range: regions outside it were not assessed"
+            .to_string()
     });
     if let Some(p) = &partial {
-        warnings.push(Warning::new("partial_coverage", Severity::Warning, p.clone()));
+        warnings.push(Warning::new(
+            "partial_coverage",
+            Severity::Warning,
+            p.clone(),
+        ));
     }
 
     // Candidates.
@@ -241,7 +255,14 @@ fn analyze_loaded(
         .par_iter()
         .map(|s| {
             let p = iso.geometry.voxel_to_patient(s.cand.center_xyz);
-            measure::measure(&series.volume, &iso, &lungs, p, s.cand.radius_mm, &opts.measure)
+            measure::measure(
+                &series.volume,
+                &iso,
+                &lungs,
+                p,
+                s.cand.radius_mm,
+                &opts.measure,
+            )
         })
         .collect();
     if progress.is_cancelled() {
@@ -252,7 +273,9 @@ fn analyze_loaded(
         let Some(m) = m else { continue };
         let c = m.center_voxel_xyz.map(|v| v.round().max(0.0) as usize);
         let dup = kept.iter().any(|(_, k)| {
-            k.mask.contains(c) || m.mask.contains(k.center_voxel_xyz.map(|v| v.round().max(0.0) as usize))
+            k.mask.contains(c)
+                || m.mask
+                    .contains(k.center_voxel_xyz.map(|v| v.round().max(0.0) as usize))
         });
         if !dup {
             kept.push((s, m));
@@ -347,9 +370,7 @@ fn analyze_loaded(
     if opts.key_images {
         let rendered: Vec<Result<Vec<u8>>> = findings
             .par_iter()
-            .map(|(f, m)| {
-                key_images::finding_png(&series.volume, f.slice_index, m, &f.axes_lps_mm)
-            })
+            .map(|(f, m)| key_images::finding_png(&series.volume, f.slice_index, m, &f.axes_lps_mm))
             .collect();
         for ((f, _), png) in findings.iter().zip(rendered) {
             let file = format!("key-images/finding-{}.png", f.id);
@@ -400,7 +421,8 @@ fn analyze_loaded(
         },
         patient,
         warnings,
-        lungs: (lungs.summary.right_ml + lungs.summary.left_ml > 0.0).then(|| lungs.summary.clone()),
+        lungs: (lungs.summary.right_ml + lungs.summary.left_ml > 0.0)
+            .then(|| lungs.summary.clone()),
         candidates: CandidateSummary {
             detected,
             classified: detected,
@@ -416,7 +438,9 @@ fn analyze_loaded(
     progress.progress(Stage::Report, 1.0);
     timer.lap(Stage::Report);
     let total: f64 = timer.0.values().sum();
-    timer.0.insert("total".into(), (total * 10.0).round() / 10.0);
+    timer
+        .0
+        .insert("total".into(), (total * 10.0).round() / 10.0);
     report.timings_ms = timer.0;
     Ok(Analysis {
         report,
@@ -490,7 +514,11 @@ fn patient_context(series: &LoadedSeries, o: &PatientOverrides, laa950: f64) -> 
         (None, Some(f)) => (f, "dicom"),
         (None, None) => (false, "default"),
     };
-    let history_source = if o.family_history.is_some() { "caller" } else { "default" };
+    let history_source = if o.family_history.is_some() {
+        "caller"
+    } else {
+        "default"
+    };
     PatientContext {
         age_years,
         age_source: age_source.into(),

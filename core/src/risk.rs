@@ -3,10 +3,14 @@
 //! McWilliams A, et al. *Probability of cancer in pulmonary nodules detected
 //! on first screening CT.* N Engl J Med 2013;369:910–919 (full model, Table 3):
 //!
+//! ```text
 //! logit = −6.7892 + 0.0287·(age−62) + 0.6011·female + 0.2961·family history
-//! + 0.2953·emphysema − 5.3854·((d/10)^−0.5 − 1.58113883) + 0.377·part-solid
-//! − 0.1276·non-solid + 0.6581·upper lobe − 0.0824·(nodule count − 4)
-//! + 0.7729·spiculation, with d the mean nodule diameter in mm.
+//!       + 0.2953·emphysema − 5.3854·((d/10)^−0.5 − 1.58113883) + 0.377·part-solid
+//!       − 0.1276·non-solid + 0.6581·upper lobe − 0.0824·(nodule count − 4)
+//!       + 0.7729·spiculation
+//! ```
+//!
+//! with d the mean nodule diameter in mm.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +43,10 @@ pub struct BrockInputs {
 pub fn brock_logit(x: &BrockInputs) -> f64 {
     let d = x.diameter_mm.max(0.5);
     let b = |v: bool| if v { 1.0 } else { 0.0 };
-    -6.7892 + 0.0287 * (x.age_years - 62.0) + 0.6011 * b(x.female) + 0.2961 * b(x.family_history)
+    -6.7892
+        + 0.0287 * (x.age_years - 62.0)
+        + 0.6011 * b(x.female)
+        + 0.2961 * b(x.family_history)
         + 0.2953 * b(x.emphysema)
         - 5.3854 * ((d / 10.0).powf(-0.5) - 1.58113883)
         + 0.377 * b(x.nodule_type == NoduleType::PartSolid)

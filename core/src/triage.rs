@@ -164,13 +164,34 @@ mod tests {
         let r = TriageRules::default();
         let t = |fs: &[TriageFinding], c| triage(fs, c, None, None, &r).triage_priority;
         assert_eq!(t(&[], LungRads::Cat1), Priority::Routine);
-        assert_eq!(t(&[f(N, 7.0, 0.1, LungRads::Cat3)], LungRads::Cat3), Priority::Routine);
-        assert_eq!(t(&[f(N, 9.0, 0.1, LungRads::Cat4A)], LungRads::Cat4A), Priority::Priority);
-        assert_eq!(t(&[f(N, 5.0, 0.2, LungRads::Cat2)], LungRads::Cat2), Priority::Priority);
-        assert_eq!(t(&[f(N, 5.0, 0.19, LungRads::Cat2)], LungRads::Cat2), Priority::Routine);
-        assert_eq!(t(&[f(N, 5.0, 0.5, LungRads::Cat2)], LungRads::Cat2), Priority::Urgent);
-        assert_eq!(t(&[f(N, 16.0, 0.1, LungRads::Cat4B)], LungRads::Cat4B), Priority::Urgent);
-        assert_eq!(t(&[f(N, 7.0, 0.1, LungRads::Cat4X)], LungRads::Cat4X), Priority::Urgent);
+        assert_eq!(
+            t(&[f(N, 7.0, 0.1, LungRads::Cat3)], LungRads::Cat3),
+            Priority::Routine
+        );
+        assert_eq!(
+            t(&[f(N, 9.0, 0.1, LungRads::Cat4A)], LungRads::Cat4A),
+            Priority::Priority
+        );
+        assert_eq!(
+            t(&[f(N, 5.0, 0.2, LungRads::Cat2)], LungRads::Cat2),
+            Priority::Priority
+        );
+        assert_eq!(
+            t(&[f(N, 5.0, 0.19, LungRads::Cat2)], LungRads::Cat2),
+            Priority::Routine
+        );
+        assert_eq!(
+            t(&[f(N, 5.0, 0.5, LungRads::Cat2)], LungRads::Cat2),
+            Priority::Urgent
+        );
+        assert_eq!(
+            t(&[f(N, 16.0, 0.1, LungRads::Cat4B)], LungRads::Cat4B),
+            Priority::Urgent
+        );
+        assert_eq!(
+            t(&[f(N, 7.0, 0.1, LungRads::Cat4X)], LungRads::Cat4X),
+            Priority::Urgent
+        );
         let mass = f(FindingKind::Mass, 30.0, 0.1, LungRads::Cat2);
         assert_eq!(t(&[mass], LungRads::Cat2), Priority::Urgent);
     }
@@ -197,8 +218,8 @@ mod tests {
         let prio = s(&[f(N, 9.0, 0.3, LungRads::Cat4A)], LungRads::Cat4A);
         let routine = s(&[f(N, 7.0, 0.05, LungRads::Cat3)], LungRads::Cat3);
         let incon = triage(&[], LungRads::Cat1, Some("x".into()), None, &r).triage_score;
-        assert!(urgent >= 0.75 && urgent <= 1.0);
-        assert!(prio >= 0.5 && prio < 0.75);
+        assert!((0.75..=1.0).contains(&urgent));
+        assert!((0.5..0.75).contains(&prio));
         assert!(routine <= 0.4);
         assert!(urgent > prio && prio > incon && incon > routine);
     }

@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
+// openjp2 (JPEG 2000) needs malloc & co., which wasm32-unknown-unknown lacks.
+#[cfg(target_arch = "wasm32")]
+use ct_triage_wasm_libc as _;
 
 macro_rules! files {
     ($($name:literal),* $(,)?) => {
@@ -88,9 +91,15 @@ fn check(entry: &Value, manifest: &[Value]) -> Result<String, String> {
     let ts = entry["transfer_syntax"].as_str().unwrap_or("");
     let input = InputFile::new(name, bytes_of(name));
     let result = ingest::decode_stored(input, &Limits::default());
-    let twin = DECODED_BEYOND_PYDICOM.iter().find(|(f, _)| *f == name).map(|(_, t)| *t);
+    let twin = DECODED_BEYOND_PYDICOM
+        .iter()
+        .find(|(f, _)| *f == name)
+        .map(|(_, t)| *t);
     let decoded = match twin {
-        Some(t) => manifest.iter().find(|e| e["file"] == t).and_then(|e| e.get("decoded")),
+        Some(t) => manifest
+            .iter()
+            .find(|e| e["file"] == t)
+            .and_then(|e| e.get("decoded")),
         None => entry.get("decoded").filter(|d| !d.is_null()),
     };
     let pydicom_error = entry.get("error").and_then(|e| e.as_str());

@@ -128,7 +128,11 @@ impl ModelManifest {
             ));
         }
         let n = &self.input.normalization;
-        if !(n.hu_window[0] < n.hu_window[1]) || n.scale == 0.0 || !n.scale.is_finite() {
+        if n.hu_window[0] >= n.hu_window[1]
+            || n.hu_window.iter().any(|v| v.is_nan())
+            || n.scale == 0.0
+            || !n.scale.is_finite()
+        {
             return bad("invalid normalisation".into());
         }
         for key in ["nodule", "malignancy"] {

@@ -3,7 +3,11 @@
 //! The model contract lives in the [`manifest`]; [`patch::extract_patch`] is
 //! the single preprocessing path shared with the training-data generator.
 
+#[cfg(feature = "burn")]
+pub mod burn_net;
 pub mod manifest;
+#[cfg(feature = "ort")]
+pub mod ort;
 pub mod patch;
 
 pub use manifest::{InputSpec, ModelManifest, Normalization, OutputSpec};

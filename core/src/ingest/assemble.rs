@@ -85,20 +85,20 @@ pub(crate) fn assemble(
     let mut dedup: Vec<Placed> = Vec::with_capacity(placed.len());
     let mut dropped = 0usize;
     for p in placed {
-        if let Some(last) = dedup.last() {
-            if (p.s - last.s).abs() < 0.01 {
-                let a = &instances[last.id.0];
-                let b = &instances[p.id.0];
-                if a.sop_instance_uid == b.sop_instance_uid && last.id.1 == p.id.1 {
-                    dropped += 1;
-                    continue;
-                }
-                return Err(geo_err(format!(
-                    "two different slices at the same position {:.2} mm ({} and {}): \
-                     the series mixes acquisitions or reconstructions",
-                    p.s, a.file, b.file
-                )));
+        if let Some(last) = dedup.last()
+            && (p.s - last.s).abs() < 0.01
+        {
+            let a = &instances[last.id.0];
+            let b = &instances[p.id.0];
+            if a.sop_instance_uid == b.sop_instance_uid && last.id.1 == p.id.1 {
+                dropped += 1;
+                continue;
             }
+            return Err(geo_err(format!(
+                "two different slices at the same position {:.2} mm ({} and {}): \
+                 the series mixes acquisitions or reconstructions",
+                p.s, a.file, b.file
+            )));
         }
         dedup.push(p);
     }
@@ -296,7 +296,7 @@ pub(crate) fn assemble(
         data.try_reserve_exact(nz * plane).map_err(|_| {
             geo_err(format!(
                 "cannot allocate {} MB for the volume",
-                nz * plane * 2 >> 20
+                (nz * plane * 2) >> 20
             ))
         })?;
         data.resize(nz * plane, 0i16);

@@ -60,7 +60,10 @@ type R<T> = std::result::Result<T, String>;
 
 impl Walker<'_> {
     fn u16(&self, at: usize) -> R<u16> {
-        let s = self.b.get(at..at + 2).ok_or_else(|| format!("truncated at byte {at}"))?;
+        let s = self
+            .b
+            .get(at..at + 2)
+            .ok_or_else(|| format!("truncated at byte {at}"))?;
         Ok(if self.enc.big_endian {
             u16::from_be_bytes([s[0], s[1]])
         } else {
@@ -69,7 +72,10 @@ impl Walker<'_> {
     }
 
     fn u32(&self, at: usize) -> R<u32> {
-        let s = self.b.get(at..at + 4).ok_or_else(|| format!("truncated at byte {at}"))?;
+        let s = self
+            .b
+            .get(at..at + 4)
+            .ok_or_else(|| format!("truncated at byte {at}"))?;
         Ok(if self.enc.big_endian {
             u32::from_be_bytes([s[0], s[1], s[2], s[3]])
         } else {
@@ -115,7 +121,9 @@ impl Walker<'_> {
                 } else if is_seq {
                     pos = self.sequence(value_at, end, depth + 1, None)?;
                 } else {
-                    return Err(format!("element {tag} has undefined length but is not a sequence"));
+                    return Err(format!(
+                        "element {tag} has undefined length but is not a sequence"
+                    ));
                 }
                 continue;
             }
@@ -147,7 +155,10 @@ impl Walker<'_> {
             };
             return Ok((vr, self.u32(pos + 4)?, pos + 8));
         }
-        let code = self.b.get(pos + 4..pos + 6).ok_or("truncated element header")?;
+        let code = self
+            .b
+            .get(pos + 4..pos + 6)
+            .ok_or("truncated element header")?;
         let vr = VR::from_binary([code[0], code[1]]);
         match vr {
             Some(
@@ -172,7 +183,13 @@ impl Walker<'_> {
 
     /// Walk the items of a sequence starting at `pos`. With `defined_end` the
     /// sequence ends there; otherwise at a sequence delimiter.
-    fn sequence(&self, mut pos: usize, end: usize, depth: usize, defined_end: Option<usize>) -> R<usize> {
+    fn sequence(
+        &self,
+        mut pos: usize,
+        end: usize,
+        depth: usize,
+        defined_end: Option<usize>,
+    ) -> R<usize> {
         if depth > MAX_DEPTH {
             return Err(format!("sequences nested deeper than {MAX_DEPTH} levels"));
         }
@@ -185,7 +202,9 @@ impl Walker<'_> {
                 return Ok(pos + 8);
             }
             if tag != ITEM {
-                return Err(format!("expected an item in a sequence at byte {pos}, found {tag}"));
+                return Err(format!(
+                    "expected an item in a sequence at byte {pos}, found {tag}"
+                ));
             }
             let value_at = pos + 8;
             if len == UNDEFINED {
@@ -227,14 +246,21 @@ impl Walker<'_> {
             }
             pos += 8 + len as usize;
         }
-        Err(format!("encapsulated {tag} is truncated (no sequence delimiter)"))
+        Err(format!(
+            "encapsulated {tag} is truncated (no sequence delimiter)"
+        ))
     }
 }
 
 /// Check a whole Part 10 file (`start` = offset of the meta group, after "DICM"),
 /// or a bare data set with the given transfer syntax (`meta_at = None`).
 /// `max_inflated` bounds a deflated data set once inflated.
-pub(crate) fn check(bytes: &[u8], meta_at: Option<usize>, bare_ts: &str, max_inflated: u64) -> R<()> {
+pub(crate) fn check(
+    bytes: &[u8],
+    meta_at: Option<usize>,
+    bare_ts: &str,
+    max_inflated: u64,
+) -> R<()> {
     let (data_at, ts) = match meta_at {
         None => (0, bare_ts.to_string()),
         Some(m) => {
@@ -252,7 +278,9 @@ pub(crate) fn check(bytes: &[u8], meta_at: Option<usize>, bare_ts: &str, max_inf
                 let tag = w.tag(pos)?;
                 let (_, len, value_at) = w.header(tag, pos)?;
                 if len == UNDEFINED || len as usize > bytes.len() - value_at.min(bytes.len()) {
-                    return Err(format!("file meta element {tag} has an impossible length {len}"));
+                    return Err(format!(
+                        "file meta element {tag} has an impossible length {len}"
+                    ));
                 }
                 if tag == Tag(0x0002, 0x0010) {
                     ts = String::from_utf8_lossy(&bytes[value_at..value_at + len as usize])
@@ -272,7 +300,9 @@ pub(crate) fn check(bytes: &[u8], meta_at: Option<usize>, bare_ts: &str, max_inf
         dec.read_to_end(&mut inflated)
             .map_err(|e| format!("deflated data set is corrupt: {e}"))?;
         if inflated.len() as u64 > max_inflated {
-            return Err(format!("deflated data set inflates beyond {max_inflated} bytes"));
+            return Err(format!(
+                "deflated data set inflates beyond {max_inflated} bytes"
+            ));
         }
         let w = Walker {
             b: &inflated,
@@ -305,7 +335,10 @@ mod tests {
 
     #[test]
     fn accepts_consistent_and_refuses_absurd_lengths() {
-        let ok = explicit_le(&[(0x0008, 0x0060, b"CS", b"CT"), (0x0010, 0x0010, b"PN", b"A^B ")]);
+        let ok = explicit_le(&[
+            (0x0008, 0x0060, b"CS", b"CT"),
+            (0x0010, 0x0010, b"PN", b"A^B "),
+        ]);
         assert!(check(&ok, None, "1.2.840.10008.1.2.1", 1 << 20).is_ok());
         // An OW element declaring 2 GB in a 40-byte stream.
         let mut bad = ok.clone();
@@ -321,7 +354,9 @@ mod tests {
         // (0008,1140) SQ undefined length, nested 40 times.
         let mut b = Vec::new();
         for _ in 0..40 {
-            b.extend([0x08, 0x00, 0x40, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            b.extend([
+                0x08, 0x00, 0x40, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+            ]);
             b.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
         let e = check(&b, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();

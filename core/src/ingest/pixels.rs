@@ -73,11 +73,19 @@ pub(crate) fn frame_bytes(inst: &Instance, frame: u32) -> Result<Cow<'_, [u8]>> 
         DicomValue::PixelSequence(seq) => {
             let decodable = matches!(ts.codec(), Codec::EncapsulatedPixelData(Some(_), _));
             if inst.transfer_syntax == JPEG_EXTENDED {
-                let code = frame_fragments(seq.offset_table(), seq.fragments(), layout.frames, frame)
-                    .map_err(|m| Error::pixels(file, m))?;
+                let code =
+                    frame_fragments(seq.offset_table(), seq.fragments(), layout.frames, frame)
+                        .map_err(|m| Error::pixels(file, m))?;
                 let img = super::jpeg12::decode(&code, layout.frame_pixels() as u64)
                     .map_err(|m| Error::pixels(file, format!("JPEG extended: {m}")))?;
-                return samples_to_native(file, "JPEG", img.width, img.height, &img.samples, layout);
+                return samples_to_native(
+                    file,
+                    "JPEG",
+                    img.width,
+                    img.height,
+                    &img.samples,
+                    layout,
+                );
             }
             if JPEG_LS.contains(&inst.transfer_syntax.as_str()) {
                 let code =

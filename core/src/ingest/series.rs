@@ -256,23 +256,23 @@ pub(crate) fn select(groups: &mut [Group], opts: &IngestOptions) -> Option<usize
                     .map(|t| format!(", {t} mm thick"))
                     .unwrap_or_default()
             );
-        } else if e.eligible {
-            if let Some((frames, thick, key)) = &best {
-                e.reason = if e.frames < *frames {
-                    format!(
-                        "fewer slices ({}) than the selected series {key} ({frames})",
-                        e.frames
-                    )
-                } else if e.slice_thickness_mm > *thick {
-                    format!(
-                        "thicker reconstruction ({} mm) than the selected series {key} ({} mm)",
-                        e.slice_thickness_mm.unwrap_or(f64::NAN),
-                        thick.unwrap_or(f64::NAN)
-                    )
-                } else {
-                    format!("another series ({key}) was selected")
-                };
-            }
+        } else if e.eligible
+            && let Some((frames, thick, key)) = &best
+        {
+            e.reason = if e.frames < *frames {
+                format!(
+                    "fewer slices ({}) than the selected series {key} ({frames})",
+                    e.frames
+                )
+            } else if e.slice_thickness_mm > *thick {
+                format!(
+                    "thicker reconstruction ({} mm) than the selected series {key} ({} mm)",
+                    e.slice_thickness_mm.unwrap_or(f64::NAN),
+                    thick.unwrap_or(f64::NAN)
+                )
+            } else {
+                format!("another series ({key}) was selected")
+            };
         }
     }
     chosen

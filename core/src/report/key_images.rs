@@ -19,7 +19,9 @@ pub fn window(hu: f64, (center, width): (f64, f64)) -> u8 {
 
 /// Render one axial slice of `vol` in the given window as RGB.
 pub fn render_slice(vol: &Volume, slice: usize, win: (f64, f64)) -> RgbImage {
-    let plane = vol.hu.index_axis(Axis(0), slice.min(vol.hu.dim().0.saturating_sub(1)));
+    let plane = vol
+        .hu
+        .index_axis(Axis(0), slice.min(vol.hu.dim().0.saturating_sub(1)));
     let (ny, nx) = plane.dim();
     ImageBuffer::from_fn(nx as u32, ny as u32, |x, y| {
         let g = window(plane[[y as usize, x as usize]] as f64, win);
@@ -71,9 +73,18 @@ pub fn finding_png(
                     let (x, y) = ((ox + i) as i64 + dx, (oy + j) as i64 + dy);
                     let inside_mask = {
                         let (li, lj) = (i as i64 + dx, j as i64 + dy);
-                        li >= 0 && lj >= 0 && (li as usize) < nx && (lj as usize) < ny && plane[[lj as usize, li as usize]]
+                        li >= 0
+                            && lj >= 0
+                            && (li as usize) < nx
+                            && (lj as usize) < ny
+                            && plane[[lj as usize, li as usize]]
                     };
-                    if !inside_mask && x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
+                    if !inside_mask
+                        && x >= 0
+                        && y >= 0
+                        && (x as u32) < img.width()
+                        && (y as u32) < img.height()
+                    {
                         img.put_pixel(x as u32, y as u32, outline);
                     }
                 }
@@ -85,8 +96,18 @@ pub fn finding_png(
         let v = g.patient_to_voxel(p);
         [v[0], v[1]]
     };
-    line(&mut img, to_px(axes_lps[0][0]), to_px(axes_lps[0][1]), Rgb([255, 120, 0]));
-    line(&mut img, to_px(axes_lps[1][0]), to_px(axes_lps[1][1]), Rgb([0, 200, 255]));
+    line(
+        &mut img,
+        to_px(axes_lps[0][0]),
+        to_px(axes_lps[0][1]),
+        Rgb([255, 120, 0]),
+    );
+    line(
+        &mut img,
+        to_px(axes_lps[1][0]),
+        to_px(axes_lps[1][1]),
+        Rgb([0, 200, 255]),
+    );
     encode_png(&img)
 }
 

@@ -5,8 +5,8 @@
 //! Findings are sorted by descending suspicion. Apart from `timings_ms`, the
 //! same input gives a byte-identical report.
 
+pub mod dicom;
 pub mod key_images;
-
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,336 @@
+//! Test data for the DICOM writers: the real `sample-dicom/lung1` series,
+//! ingested with the real ingest stage, plus two hand-built findings with
+//! masks and the measurements derived from those masks.
+//!
+//! Finding 1 is the annotated lesion of lung1 (truth bounding box, voxels at
+//! or above −300 HU: 860 voxels, close to the truth's 837); finding 2 is a
+//! small sphere placed in the left lung to exercise a second group, the left
+//! side, the lower zone, the part-solid type and the juxtapleural site. The
+//! probabilities are set by hand: this is test data for writers, not a model
+//! result. Shared by `core/tests/dicom_*.rs` and `tests/tests/interop_*.rs`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ct_triage_core::classify::ModelId;
+use ct_triage_core::ingest::{self, IngestOptions, InputFile, LoadedSeries};
+use ct_triage_core::measure::FindingMask;
+use ct_triage_core::pipeline::{Analysis, KeyImage};
+use ct_triage_core::progress::NoProgress;
+use ct_triage_core::report::dicom::uid::hash_uid;
+use ct_triage_core::report::{
+    CandidateSummary, DISCLAIMER, Exam, Finding, FindingKind, Generator, InputSummary, KeyImageRef,
+    Location, LungRads, NoduleType, PatientContext, Priority, REPORT_SCHEMA, Report, Side, Zone,
+    key_images,
+};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The lung1 files (path, bytes), sorted by name.
+pub fn lung1_files() -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join("sample-dicom/lung1");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// lung1 as a loaded series.
+pub fn lung1_series() -> LoadedSeries {
+    let files = lung1_files();
+    let inputs: Vec<InputFile> = files.iter().map(|(n, b)| InputFile::new(n, b)).collect();
+    ingest::load(&inputs, &IngestOptions::default(), &NoProgress)
+        .expect("lung1 loads")
+        .1
+}
+
+/// A full-volume mask (origin 0) from a predicate on the voxel `[x, y, z]` and its HU.
+fn full_mask(s: &LoadedSeries, keep: impl Fn([usize; 3], i16) -> bool) -> FindingMask {
+    let mut mask = s.volume.hu.mapv(|_| false);
+    for ((z, y, x), &hu) in s.volume.hu.indexed_iter() {
+        if keep([x, y, z], hu) {
+            mask[[z, y, x]] = true;
+        }
+    }
+    FindingMask {
+        origin_xyz: [0, 0, 0],
+        mask,
+    }
+}
+
+/// Voxels `[x, y, z]` of a mask (in source volume coordinates).
+pub fn voxels(m: &FindingMask) -> Vec<[usize; 3]> {
+    let [ox, oy, oz] = m.origin_xyz;
+    m.mask
+        .indexed_iter()
+        .filter(|(_, v)| **v)
+        .map(|((z, y, x), _)| [ox + x, oy + y, oz + z])
+        .collect()
+}
+
+fn round(v: f64, d: i32) -> f64 {
+    let f = 10f64.powi(d);
+    (v * f).round() / f
+}
+
+/// Measurements of a mask the way the measure stage defines them (long axis:
+/// longest in-plane diameter on the slice of largest area, edge to edge;
+/// short axis: extent across it; mean diameter rounded to 0.1 mm).
+struct Measured {
+    center_voxel: [f64; 3],
+    slice: usize,
+    long: f64,
+    short: f64,
+    axes_voxel: [[[f64; 3]; 2]; 2],
+    volume: f64,
+    mean_hu: f64,
+}
+
+fn measure(s: &LoadedSeries, m: &FindingMask) -> Measured {
+    let g = &s.volume.geometry;
+    let vox = voxels(m);
+    let n = vox.len() as f64;
+    let mut c = [0.0; 3];
+    let mut hu = 0.0;
+    let mut per_slice: BTreeMap<usize, Vec<[usize; 3]>> = BTreeMap::new();
+    for v in &vox {
+        for a in 0..3 {
+            c[a] += v[a] as f64 / n;
+        }
+        hu += s.volume.hu[[v[2], v[1], v[0]]] as f64 / n;
+        per_slice.entry(v[2]).or_default().push(*v);
+    }
+    let (&slice, pts) = per_slice.iter().max_by_key(|(_, p)| p.len()).unwrap();
+    let (sx, sy) = (g.spacing[0], g.spacing[1]);
+    let d = |a: &[usize; 3], b: &[usize; 3]| {
+        (((a[0] as f64 - b[0] as f64) * sx).powi(2) + ((a[1] as f64 - b[1] as f64) * sy).powi(2))
+            .sqrt()
+    };
+    let (mut best, mut pa, mut pb) = (-1.0, pts[0], pts[0]);
+    for i in 0..pts.len() {
+        for j in i + 1..pts.len() {
+            let dd = d(&pts[i], &pts[j]);
+            if dd > best {
+                (best, pa, pb) = (dd, pts[i], pts[j]);
+            }
+        }
+    }
+    // Unit vector perpendicular to the long axis, in mm.
+    let (ux, uy) = (
+        (pb[0] as f64 - pa[0] as f64) * sx,
+        (pb[1] as f64 - pa[1] as f64) * sy,
+    );
+    let len = (ux * ux + uy * uy).sqrt().max(1e-9);
+    let (px, py) = (-uy / len, ux / len);
+    let proj = |p: &[usize; 3]| p[0] as f64 * sx * px + p[1] as f64 * sy * py;
+    let lo = pts
+        .iter()
+        .min_by(|a, b| proj(a).total_cmp(&proj(b)))
+        .unwrap();
+    let hi = pts
+        .iter()
+        .max_by(|a, b| proj(a).total_cmp(&proj(b)))
+        .unwrap();
+    let short = proj(hi) - proj(lo) + sx.min(sy);
+    let mid = |p: &[usize; 3]| [p[0] as f64, p[1] as f64, p[2] as f64];
+    Measured {
+        center_voxel: c,
+        slice,
+        long: round(best + sx.min(sy), 2),
+        short: round(short, 2),
+        axes_voxel: [[mid(&pa), mid(&pb)], [mid(lo), mid(hi)]],
+        volume: round(n * g.voxel_volume_mm3(), 2),
+        mean_hu: round(hu, 1),
+    }
+}
+
+/// A finding from a mask and the hand-set classification.
+#[allow(clippy::too_many_arguments)]
+fn finding(
+    s: &LoadedSeries,
+    m: &FindingMask,
+    id: u32,
+    nodule_type: NoduleType,
+    solid_component_mm: Option<f64>,
+    side: Side,
+    zone: Zone,
+    juxtapleural: bool,
+    probs: [f64; 3],
+    lung_rads: LungRads,
+) -> Finding {
+    let g = &s.volume.geometry;
+    let me = measure(s, m);
+    let to_lps = |v: [f64; 3]| g.voxel_to_patient(v).map(|x| round(x, 3));
+    Finding {
+        id,
+        tracking_uid: hash_uid(&[b"fixture-finding", &id.to_le_bytes()]),
+        kind: FindingKind::Nodule,
+        center_lps_mm: to_lps(me.center_voxel),
+        center_voxel_xyz: me.center_voxel.map(|x| round(x, 3)),
+        slice_index: me.slice,
+        diameter_mm: round((me.long + me.short) / 2.0, 1),
+        long_axis_mm: me.long,
+        short_axis_mm: me.short,
+        volume_mm3: me.volume,
+        mean_hu: me.mean_hu,
+        nodule_type,
+        solid_component_mm,
+        location: Location {
+            side,
+            zone,
+            upper_lobe: zone == Zone::Upper,
+            juxtapleural,
+        },
+        nodule_probability: probs[0],
+        malignancy_probability: probs[1],
+        spiculation_probability: None,
+        brock_probability: probs[2],
+        lung_rads,
+        lung_rads_reason: "fixture".into(),
+        suspicion: probs[1],
+        axes_lps_mm: me.axes_voxel.map(|a| a.map(to_lps)),
+    }
+}
+
+/// The constructed analysis; `shape_mask` may crop each full-volume mask
+/// (core tests crop to a box to exercise non-zero mask origins).
+pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysis {
+    let s = lung1_series();
+    // Finding 1: the lung1 lesion (truth bbox x 206..=229, y 347..=372, z 32..=34).
+    let m1 = shape_mask(full_mask(&s, |[x, y, z], hu| {
+        (206..=229).contains(&x) && (347..=372).contains(&y) && (32..=34).contains(&z) && hu >= -300
+    }));
+    // Finding 2: a sphere of radius 4 px (2.3 mm) on two slices in the left lung.
+    let m2 = shape_mask(full_mask(&s, |[x, y, z], _| {
+        let (dx, dy) = (x as f64 - 380.0, y as f64 - 250.0);
+        (z == 8 || z == 9) && dx * dx + dy * dy <= 16.0
+    }));
+    let f1 = finding(
+        &s,
+        &m1,
+        1,
+        NoduleType::Solid,
+        None,
+        Side::Right,
+        Zone::Upper,
+        false,
+        [0.9312, 0.4125, 0.1234],
+        LungRads::Cat4A,
+    );
+    let f2 = finding(
+        &s,
+        &m2,
+        2,
+        NoduleType::PartSolid,
+        Some(2.0),
+        Side::Left,
+        Zone::Lower,
+        true,
+        [0.7777, 0.0567, 0.0211],
+        LungRads::Cat3,
+    );
+    let findings = vec![f1, f2];
+    let masks = vec![m1, m2];
+    let mut key_imgs = Vec::new();
+    let mut key_refs = Vec::new();
+    for (f, m) in findings.iter().zip(&masks) {
+        let file = format!("key-images/finding-{}.png", f.id);
+        key_imgs.push(KeyImage {
+            finding_id: f.id,
+            file: file.clone(),
+            png: key_images::finding_png(&s.volume, f.slice_index, m, &f.axes_lps_mm).unwrap(),
+        });
+        key_refs.push(KeyImageRef {
+            finding_id: f.id,
+            file,
+            slice_index: f.slice_index,
+            sop_instance_uid: s.slices[f.slice_index].sop_instance_uid.clone(),
+        });
+    }
+    let g = &s.volume.geometry;
+    let meta = &s.meta;
+    let report = Report {
+        schema: REPORT_SCHEMA.into(),
+        generator: Generator {
+            name: "ct-triage".into(),
+            version: "0.1.0".into(),
+        },
+        model: ModelId {
+            name: "fixture-model".into(),
+            version: "0".into(),
+            sha256: "0".repeat(64),
+            runtime: "none".into(),
+        },
+        input: InputSummary {
+            study_instance_uid: meta.study_instance_uid.clone(),
+            series_instance_uid: meta.series_instance_uid.clone(),
+            series_key: s.series_key.clone(),
+            modality: meta.modality.clone(),
+            study_date: meta.study_date.clone(),
+            accession_number: meta.accession_number.clone(),
+            patient_id: meta.patient_id.clone(),
+            files: s.slices.len(),
+            skipped_files: 0,
+            size_xyz: g.size,
+            spacing_mm: g.spacing,
+            slice_thickness_mm: s.slice_thickness_mm,
+            transfer_syntaxes: s.transfer_syntaxes.clone(),
+            manufacturer: meta.manufacturer.clone(),
+            convolution_kernel: meta.convolution_kernel.clone(),
+        },
+        patient: PatientContext {
+            age_years: 62.0,
+            age_source: "default".into(),
+            female: false,
+            sex_source: "default".into(),
+            family_history: false,
+            emphysema: false,
+            history_source: "default".into(),
+        },
+        warnings: vec![],
+        lungs: None,
+        candidates: CandidateSummary {
+            detected: 2,
+            classified: 2,
+            accepted: 2,
+            threshold: 0.5,
+        },
+        exam: Exam {
+            lung_rads: Some(LungRads::Cat4A),
+            triage_priority: Priority::Priority,
+            triage_score: 0.7125,
+            triage_reasons: vec!["finding 1 is Lung-RADS 4A".into()],
+            nodule_count: findings.len(),
+            inconclusive_reason: None,
+        },
+        findings,
+        key_images: key_refs,
+        timings_ms: BTreeMap::new(),
+        disclaimer: DISCLAIMER.into(),
+    };
+    Analysis {
+        report,
+        key_images: key_imgs,
+        masks,
+        series: s,
+    }
+}
+
+/// The constructed analysis with full-volume masks.
+pub fn analysis() -> Analysis {
+    analysis_with(|m| m)
+}

@@ -1,0 +1,676 @@
+//! The DICOM writers on the real lung1 series with hand-built findings: the
+//! objects parse back with dicom-rs, the SR tree holds every reported value,
+//! the SEG frames decode to exactly the masks, the key images to exactly the
+//! PNGs, output is deterministic, and de-identification removes what the
+//! profile says. (External readers — dcmtk, highdicom, Orthanc — are in
+//! `tests/tests/interop_dicom.rs`.)
+
+mod dicom_fixture;
+
+use std::io::Cursor;
+use std::sync::OnceLock;
+
+use ct_triage_core::measure::FindingMask;
+use ct_triage_core::pipeline::Analysis;
+use ct_triage_core::report::dicom::{
+    self, ContentDateTime, DatePolicy, DeidOptions, ExportOptions, ObjectKind, SegOptions,
+    SrOptions, UidMapper, codes, deid, sc, seg, sr,
+};
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use ndarray::s;
+
+/// Crop a mask to the bounding box of its voxels (non-zero origin).
+fn crop(m: FindingMask) -> FindingMask {
+    let v = dicom_fixture::voxels(&m);
+    let lo = [0, 1, 2].map(|a| v.iter().map(|p| p[a]).min().unwrap());
+    let hi = [0, 1, 2].map(|a| v.iter().map(|p| p[a]).max().unwrap());
+    let [ox, oy, oz] = m.origin_xyz;
+    let mask = m
+        .mask
+        .slice(s![
+            lo[2] - oz..=hi[2] - oz,
+            lo[1] - oy..=hi[1] - oy,
+            lo[0] - ox..=hi[0] - ox
+        ])
+        .to_owned();
+    FindingMask {
+        origin_xyz: lo,
+        mask,
+    }
+}
+
+fn fixture() -> &'static Analysis {
+    static A: OnceLock<Analysis> = OnceLock::new();
+    A.get_or_init(|| dicom_fixture::analysis_with(crop))
+}
+
+fn when() -> ContentDateTime {
+    ContentDateTime::new("20240102", "030405").unwrap()
+}
+
+fn parse(bytes: &[u8]) -> DefaultDicomObject {
+    OpenFileOptions::new()
+        .from_reader(Cursor::new(bytes))
+        .expect("parses back")
+}
+
+fn str_of(o: &InMemDicomObject, t: Tag) -> String {
+    o.element(t)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches(['\0', ' '])
+        .to_string()
+}
+
+fn items(o: &InMemDicomObject, t: Tag) -> &[InMemDicomObject] {
+    o.element(t).ok().and_then(|e| e.items()).unwrap_or(&[])
+}
+
+fn code_of(o: &InMemDicomObject, t: Tag) -> (String, String) {
+    let c = &items(o, t)[0];
+    (
+        str_of(c, tags::CODE_VALUE),
+        str_of(c, tags::CODING_SCHEME_DESIGNATOR),
+    )
+}
+
+fn name_is(o: &InMemDicomObject, c: &codes::Code) -> bool {
+    !items(o, tags::CONCEPT_NAME_CODE_SEQUENCE).is_empty()
+        && code_of(o, tags::CONCEPT_NAME_CODE_SEQUENCE) == (c.value.into(), c.scheme.into())
+}
+
+fn children(o: &InMemDicomObject) -> &[InMemDicomObject] {
+    items(o, tags::CONTENT_SEQUENCE)
+}
+
+fn num_value(o: &InMemDicomObject) -> f64 {
+    let mv = &items(o, tags::MEASURED_VALUE_SEQUENCE)[0];
+    if let Ok(e) = mv.element(tags::FLOATING_POINT_VALUE) {
+        return e.to_float64().unwrap();
+    }
+    str_of(mv, tags::NUMERIC_VALUE).parse().unwrap()
+}
+
+fn has_child_code(o: &InMemDicomObject, name: &codes::Code, value: &codes::Code) -> bool {
+    children(o).iter().any(|c| {
+        name_is(c, name)
+            && code_of(c, tags::CONCEPT_CODE_SEQUENCE) == (value.value.into(), value.scheme.into())
+    })
+}
+
+#[test]
+fn sr_tree_holds_every_reported_value() {
+    let a = fixture();
+    let bytes = sr::measurement_report(a, &SrOptions::new().content(when())).unwrap();
+    let obj = parse(&bytes);
+    assert_eq!(str_of(&obj, tags::SOP_CLASS_UID), sr::SOP_CLASS_UID);
+    assert_eq!(str_of(&obj, tags::MODALITY), "SR");
+    assert_eq!(
+        str_of(&obj, tags::STUDY_INSTANCE_UID),
+        a.series.meta.study_instance_uid
+    );
+    assert_eq!(str_of(&obj, tags::CONTENT_DATE), "20240102");
+    assert!(name_is(&obj, &codes::IMAGING_MEASUREMENT_REPORT));
+    let tid = &items(&obj, tags::CONTENT_TEMPLATE_SEQUENCE)[0];
+    assert_eq!(str_of(tid, tags::TEMPLATE_IDENTIFIER), "1500");
+
+    let root = children(&obj);
+    let library = root
+        .iter()
+        .find(|c| name_is(c, &codes::IMAGE_LIBRARY))
+        .unwrap();
+    let images = children(&children(library)[0])
+        .iter()
+        .filter(|c| str_of(c, tags::VALUE_TYPE) == "IMAGE")
+        .count();
+    assert_eq!(images, a.series.slices.len());
+
+    let measurements = root
+        .iter()
+        .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+        .unwrap();
+    let groups = children(measurements);
+    assert_eq!(groups.len(), a.report.findings.len());
+    for (g, f) in groups.iter().zip(&a.report.findings) {
+        let t = &items(g, tags::CONTENT_TEMPLATE_SEQUENCE)[0];
+        assert_eq!(str_of(t, tags::TEMPLATE_IDENTIFIER), "1411");
+        let kids = children(g);
+        let uidref = kids
+            .iter()
+            .find(|c| name_is(c, &codes::TRACKING_UID))
+            .unwrap();
+        assert_eq!(str_of(uidref, tags::UID), f.tracking_uid);
+        let num = |c: &codes::Code| -> Vec<f64> {
+            kids.iter()
+                .filter(|k| name_is(k, c))
+                .map(num_value)
+                .collect()
+        };
+        assert_eq!(num(&codes::LONG_AXIS), vec![f.long_axis_mm]);
+        assert_eq!(num(&codes::SHORT_AXIS), vec![f.short_axis_mm]);
+        assert_eq!(num(&codes::DIAMETER), vec![f.diameter_mm]);
+        assert_eq!(num(&codes::VOLUME), vec![f.volume_mm3]);
+        assert_eq!(num(&codes::ATTENUATION_COEFFICIENT), vec![f.mean_hu]);
+        assert_eq!(
+            num(&codes::CERTAINTY_OF_FINDING),
+            vec![f.nodule_probability]
+        );
+        assert_eq!(
+            num(&codes::PROBABILITY_OF_CANCER),
+            vec![f.malignancy_probability, f.brock_probability]
+        );
+        assert_eq!(
+            num(&codes::SOLID_COMPONENT_DIAMETER),
+            f.solid_component_mm.into_iter().collect::<Vec<_>>()
+        );
+        assert!(has_child_code(
+            g,
+            &codes::FINDING,
+            &codes::finding_kind(f.kind)
+        ));
+        assert!(has_child_code(
+            g,
+            &codes::NODULE_TYPE,
+            &codes::nodule_type(f.nodule_type)
+        ));
+        assert!(has_child_code(
+            g,
+            &codes::ASSESSMENT_CATEGORY,
+            &codes::lung_rads(Some(f.lung_rads))
+        ));
+        let site = kids
+            .iter()
+            .find(|k| {
+                name_is(k, &codes::FINDING_SITE)
+                    && code_of(k, tags::CONCEPT_CODE_SEQUENCE).0
+                        == codes::zone(f.location.zone).value
+            })
+            .unwrap();
+        assert!(has_child_code(
+            site,
+            &codes::LATERALITY,
+            &codes::side(f.location.side)
+        ));
+        // The long axis polyline is in the frame of reference, at the reported endpoints.
+        let long = kids.iter().find(|k| name_is(k, &codes::LONG_AXIS)).unwrap();
+        let scoord = children(long)
+            .iter()
+            .find(|k| str_of(k, tags::VALUE_TYPE) == "SCOORD3D")
+            .unwrap();
+        assert_eq!(
+            str_of(scoord, tags::REFERENCED_FRAME_OF_REFERENCE_UID),
+            a.series.meta.frame_of_reference_uid.clone().unwrap()
+        );
+        let pts = scoord
+            .element(tags::GRAPHIC_DATA)
+            .unwrap()
+            .to_multi_float32()
+            .unwrap();
+        let want: Vec<f32> = f.axes_lps_mm[0]
+            .iter()
+            .flatten()
+            .map(|&v| v as f32)
+            .collect();
+        assert_eq!(pts, want);
+        let img = children(long)
+            .iter()
+            .find(|k| str_of(k, tags::VALUE_TYPE) == "IMAGE")
+            .unwrap();
+        let r = &items(img, tags::REFERENCED_SOP_SEQUENCE)[0];
+        assert_eq!(
+            str_of(r, tags::REFERENCED_SOP_INSTANCE_UID),
+            a.series.slices[f.slice_index].sop_instance_uid
+        );
+    }
+    let evals = root
+        .iter()
+        .find(|c| name_is(c, &codes::QUALITATIVE_EVALUATIONS))
+        .unwrap();
+    assert!(has_child_code(
+        evals,
+        &codes::ASSESSMENT_CATEGORY,
+        &codes::LUNG_RADS_4A
+    ));
+    assert!(has_child_code(
+        evals,
+        &codes::PRIORITY,
+        &codes::TRIAGE_PRIORITY
+    ));
+    // The private scheme is declared.
+    let scheme = &items(&obj, tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE)[0];
+    assert_eq!(
+        str_of(scheme, tags::CODING_SCHEME_DESIGNATOR),
+        codes::PRIVATE_SCHEME
+    );
+}
+
+#[test]
+fn export_is_deterministic_and_links_sr_to_seg() {
+    let a = fixture();
+    let o = ExportOptions::new().content(when());
+    let x = dicom::export(a, &o).unwrap();
+    let y = dicom::export(a, &o).unwrap();
+    assert_eq!(x, y, "same input and time, same bytes");
+    // For manual inspection: CTT_DICOM_OUT=/some/dir keeps the objects.
+    if let Some(dir) = std::env::var_os("CTT_DICOM_OUT") {
+        let dir = std::path::PathBuf::from(dir);
+        for e in &x {
+            let p = dir.join(&e.file);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, &e.bytes).unwrap();
+        }
+        std::fs::write(dir.join("report.json"), a.report.to_json()).unwrap();
+    }
+    let files: Vec<&str> = x.iter().map(|e| e.file.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "report.sr.dcm",
+            "findings.seg.dcm",
+            "key-images/finding-1.sc.dcm",
+            "key-images/finding-2.sc.dcm"
+        ]
+    );
+    let seg_uid = &x
+        .iter()
+        .find(|e| e.kind == ObjectKind::Seg)
+        .unwrap()
+        .sop_instance_uid;
+    let sr = parse(&x[0].bytes);
+    let groups = children(
+        children(&sr)
+            .iter()
+            .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+            .unwrap(),
+    );
+    for (i, g) in groups.iter().enumerate() {
+        let seg_ref = children(g)
+            .iter()
+            .find(|c| name_is(c, &codes::REFERENCED_SEGMENT))
+            .unwrap();
+        let r = &items(seg_ref, tags::REFERENCED_SOP_SEQUENCE)[0];
+        assert_eq!(&str_of(r, tags::REFERENCED_SOP_INSTANCE_UID), seg_uid);
+        let n = r
+            .element(tags::REFERENCED_SEGMENT_NUMBER)
+            .unwrap()
+            .to_int::<u16>()
+            .unwrap();
+        assert_eq!(n as usize, i + 1);
+    }
+    // Another content time: new instances.
+    let z = dicom::export(
+        a,
+        &ExportOptions::new().content(ContentDateTime::new("20240102", "030406").unwrap()),
+    )
+    .unwrap();
+    assert_ne!(x[0].sop_instance_uid, z[0].sop_instance_uid);
+}
+
+#[test]
+fn seg_frames_decode_to_the_masks() {
+    let a = fixture();
+    let bytes = seg::segmentation(a, &SegOptions::new().content(when()))
+        .unwrap()
+        .unwrap();
+    let obj = parse(&bytes);
+    let g = &a.series.volume.geometry;
+    let (cols, rows) = (g.size[0], g.size[1]);
+    assert_eq!(str_of(&obj, tags::SEGMENTATION_TYPE), "BINARY");
+    assert_eq!(
+        obj.element(tags::ROWS).unwrap().to_int::<usize>().unwrap(),
+        rows
+    );
+    let frames = items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
+    let n: usize = str_of(&obj, tags::NUMBER_OF_FRAMES).parse().unwrap();
+    assert_eq!(frames.len(), n);
+    let pixels = obj
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        pixels.len(),
+        (n * rows * cols).div_ceil(8).next_multiple_of(2)
+    );
+    let mut seen = vec![std::collections::BTreeSet::new(); a.masks.len()];
+    for (fi, fr) in frames.iter().enumerate() {
+        let seg_no = items(fr, tags::SEGMENT_IDENTIFICATION_SEQUENCE)[0]
+            .element(tags::REFERENCED_SEGMENT_NUMBER)
+            .unwrap()
+            .to_int::<usize>()
+            .unwrap();
+        let pos: Vec<f64> = items(fr, tags::PLANE_POSITION_SEQUENCE)[0]
+            .element(tags::IMAGE_POSITION_PATIENT)
+            .unwrap()
+            .to_multi_float64()
+            .unwrap();
+        let z = g.patient_to_voxel([pos[0], pos[1], pos[2]])[2].round() as usize;
+        let src = &items(
+            &items(fr, tags::DERIVATION_IMAGE_SEQUENCE)[0],
+            tags::SOURCE_IMAGE_SEQUENCE,
+        )[0];
+        assert_eq!(
+            str_of(src, tags::REFERENCED_SOP_INSTANCE_UID),
+            a.series.slices[z].sop_instance_uid
+        );
+        let m = &a.masks[seg_no - 1];
+        for y in 0..rows {
+            for x in 0..cols {
+                let b = fi * rows * cols + y * cols + x;
+                let bit = pixels[b / 8] >> (b % 8) & 1 == 1;
+                assert_eq!(
+                    bit,
+                    m.contains([x, y, z]),
+                    "segment {seg_no} voxel {x},{y},{z}"
+                );
+            }
+        }
+        assert!(
+            seen[seg_no - 1].insert(z),
+            "one frame per segment and slice"
+        );
+    }
+    for (i, m) in a.masks.iter().enumerate() {
+        let zs: std::collections::BTreeSet<usize> =
+            dicom_fixture::voxels(m).iter().map(|v| v[2]).collect();
+        assert_eq!(
+            seen[i],
+            zs,
+            "frames exactly on the slices of finding {}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn key_images_carry_the_png_pixels() {
+    let a = fixture();
+    let objs = sc::key_image_objects(a, &sc::ScOptions::new().content(when())).unwrap();
+    assert_eq!(objs.len(), a.key_images.len());
+    for (o, k) in objs.iter().zip(&a.key_images) {
+        assert_eq!(
+            o.file,
+            format!("key-images/finding-{}.sc.dcm", k.finding_id)
+        );
+        let obj = parse(&o.bytes);
+        let png = image::load_from_memory(&k.png).unwrap().to_rgb8();
+        assert_eq!(str_of(&obj, tags::PHOTOMETRIC_INTERPRETATION), "RGB");
+        let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
+        assert_eq!(&px[..png.as_raw().len()], png.as_raw().as_slice());
+        let src = &items(&obj, tags::SOURCE_IMAGE_SEQUENCE)[0];
+        let f = a
+            .report
+            .findings
+            .iter()
+            .find(|f| f.id == k.finding_id)
+            .unwrap();
+        assert_eq!(
+            str_of(src, tags::REFERENCED_SOP_INSTANCE_UID),
+            a.series.slices[f.slice_index].sop_instance_uid
+        );
+    }
+}
+
+#[test]
+fn no_findings_gives_an_sr_and_no_seg() {
+    let mut a = fixture().clone();
+    a.report.findings.clear();
+    a.masks.clear();
+    a.key_images.clear();
+    a.report.exam.lung_rads = Some(ct_triage_core::report::LungRads::Cat1);
+    assert!(
+        seg::segmentation(&a, &SegOptions::new().content(when()))
+            .unwrap()
+            .is_none()
+    );
+    let out = dicom::export(&a, &ExportOptions::new().content(when())).unwrap();
+    assert_eq!(out.len(), 1);
+    let sr = parse(&out[0].bytes);
+    assert!(
+        !children(&sr)
+            .iter()
+            .any(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+    );
+}
+
+/// A lung1 slice with identifying attributes added, nested and private ones included.
+fn identifying_ct() -> Vec<u8> {
+    let (_, bytes) = dicom_fixture::lung1_files().remove(0);
+    let mut f = parse(&bytes);
+    let put = |f: &mut DefaultDicomObject, t: Tag, vr: VR, v: &str| {
+        f.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+    };
+    put(&mut f, tags::PATIENT_NAME, VR::PN, "Doe^Johnathan");
+    put(&mut f, tags::PATIENT_BIRTH_DATE, VR::DA, "19580317");
+    put(
+        &mut f,
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        "Saint Example Hospital",
+    );
+    put(&mut f, tags::OPERATORS_NAME, VR::PN, "Tech^Tina");
+    put(
+        &mut f,
+        tags::REFERRING_PHYSICIAN_NAME,
+        VR::PN,
+        "Referrer^Rita",
+    );
+    put(&mut f, tags::PATIENT_ADDRESS, VR::LO, "1 Main Street");
+    put(
+        &mut f,
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        "CHEST Johnathan 5mm",
+    );
+    put(&mut f, tags::DEVICE_SERIAL_NUMBER, VR::LO, "SN-12345");
+    put(&mut f, Tag(0x0009, 0x0010), VR::LO, "ACME 1.0");
+    put(&mut f, Tag(0x0009, 0x1001), VR::LO, "secret private value");
+    let mut item = InMemDicomObject::new_empty();
+    item.put(DataElement::new(
+        tags::REFERENCED_SOP_CLASS_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2"),
+    ));
+    item.put(DataElement::new(
+        tags::REFERENCED_SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.3.4.5.6"),
+    ));
+    item.put(DataElement::new(
+        tags::PERSON_NAME,
+        VR::PN,
+        PrimitiveValue::from("Nested^Name"),
+    ));
+    f.put(DataElement::new(
+        tags::REFERENCED_IMAGE_SEQUENCE,
+        VR::SQ,
+        dicom_core::value::DataSetSequence::from(vec![item]),
+    ));
+    let mut out = Vec::new();
+    f.write_all(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn deidentification_applies_the_profile() {
+    let ct = identifying_ct();
+    let original = parse(&ct);
+    let mut m = UidMapper::new("test-salt");
+    let (bytes, rec) = deid::deidentify_bytes(&ct, &DeidOptions::default(), &mut m).unwrap();
+    let d = parse(&bytes);
+    assert_eq!(str_of(&d, tags::PATIENT_IDENTITY_REMOVED), "YES");
+    assert_eq!(str_of(&d, tags::PATIENT_NAME), "");
+    assert!(str_of(&d, tags::PATIENT_ID).starts_with("ANON-"));
+    assert_eq!(str_of(&d, tags::PATIENT_BIRTH_DATE), "");
+    assert!(d.element(tags::PATIENT_ADDRESS).is_err());
+    assert_eq!(str_of(&d, tags::INSTITUTION_NAME), "ANONYMIZED");
+    assert_eq!(str_of(&d, tags::SERIES_DESCRIPTION), "CHEST [removed] 5mm");
+    assert!(d.element(Tag(0x0009, 0x1001)).is_err(), "private removed");
+    // UIDs mapped consistently, study date shifted by the recorded offset.
+    let old_sop = str_of(&original, tags::SOP_INSTANCE_UID);
+    assert_eq!(str_of(&d, tags::SOP_INSTANCE_UID), m.get(&old_sop).unwrap());
+    assert_eq!(
+        d.meta()
+            .media_storage_sop_instance_uid()
+            .trim_end_matches('\0'),
+        m.get(&old_sop).unwrap()
+    );
+    assert_ne!(
+        str_of(&d, tags::STUDY_INSTANCE_UID),
+        str_of(&original, tags::STUDY_INSTANCE_UID)
+    );
+    let shift = rec.date_shift_days.unwrap();
+    assert!((-3649..=-365).contains(&shift));
+    assert_ne!(
+        str_of(&d, tags::STUDY_DATE),
+        str_of(&original, tags::STUDY_DATE)
+    );
+    let nested = &items(&d, tags::REFERENCED_IMAGE_SEQUENCE)[0];
+    assert_eq!(
+        str_of(nested, tags::REFERENCED_SOP_INSTANCE_UID),
+        m.get("1.2.3.4.5.6").unwrap()
+    );
+    assert_eq!(str_of(nested, tags::PERSON_NAME), "ANONYMIZED");
+    // Method codes and the record.
+    let methods: Vec<String> = items(&d, tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+        .iter()
+        .map(|c| str_of(c, tags::CODE_VALUE))
+        .collect();
+    assert_eq!(methods, ["113100", "113107", "113105", "113104"]);
+    let json = serde_json::to_string(&rec).unwrap();
+    for secret in [
+        "Johnathan",
+        "Saint Example",
+        "SN-12345",
+        "19580317",
+        "Main Street",
+        &old_sop,
+    ] {
+        assert!(!json.contains(secret), "record leaks {secret}");
+    }
+    assert!(
+        rec.actions
+            .iter()
+            .any(|a| a.path == "(0009,1001)" && a.action == "X")
+    );
+    // Pixel data untouched.
+    assert_eq!(
+        d.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap(),
+        original
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+    );
+}
+
+#[test]
+fn deidentified_export_keeps_references_consistent() {
+    let a = fixture();
+    let mut m = UidMapper::new("run-42");
+    let d = DeidOptions::default().dates(DatePolicy::Modified {
+        shift_days: Some(-100),
+    });
+    let (objs, recs) =
+        dicom::export_deidentified(a, &ExportOptions::new().content(when()), &d, &mut m).unwrap();
+    assert_eq!(objs.len(), recs.len());
+    let sr = parse(&objs[0].bytes);
+    let seg = parse(&objs[1].bytes);
+    assert_eq!(
+        str_of(&sr, tags::CONTENT_DATE),
+        "20230924",
+        "2024-01-02 minus 100 days"
+    );
+    assert_eq!(
+        str_of(&sr, tags::STUDY_INSTANCE_UID),
+        str_of(&seg, tags::STUDY_INSTANCE_UID)
+    );
+    assert_eq!(
+        str_of(&sr, tags::STUDY_INSTANCE_UID),
+        m.get(&a.series.meta.study_instance_uid).unwrap()
+    );
+    let groups = children(
+        children(&sr)
+            .iter()
+            .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+            .unwrap(),
+    );
+    let r = &items(
+        children(&groups[0])
+            .iter()
+            .find(|c| name_is(c, &codes::REFERENCED_SEGMENT))
+            .unwrap(),
+        tags::REFERENCED_SOP_SEQUENCE,
+    )[0];
+    assert_eq!(
+        str_of(r, tags::REFERENCED_SOP_INSTANCE_UID),
+        str_of(&seg, tags::SOP_INSTANCE_UID)
+    );
+    let tracking = children(&groups[0])
+        .iter()
+        .find(|c| name_is(c, &codes::TRACKING_UID))
+        .unwrap();
+    let seg_tracking = &items(&seg, tags::SEGMENT_SEQUENCE)[0];
+    assert_eq!(
+        str_of(tracking, tags::UID),
+        str_of(seg_tracking, tags::TRACKING_UID)
+    );
+    // Text in the SR survives cleaning; numbers are untouched.
+    let kids = children(&groups[0]);
+    let tid = kids
+        .iter()
+        .find(|c| name_is(c, &codes::TRACKING_IDENTIFIER))
+        .unwrap();
+    assert_eq!(str_of(tid, tags::TEXT_VALUE), "Finding 1");
+    let long = kids.iter().find(|c| name_is(c, &codes::LONG_AXIS)).unwrap();
+    assert_eq!(num_value(long), a.report.findings[0].long_axis_mm);
+    // Without Clean Structured Content, free text becomes a dummy.
+    let basic = DeidOptions::default().clean_structured_content(false);
+    let (objs, _) =
+        dicom::export_deidentified(a, &ExportOptions::new().content(when()), &basic, &mut m)
+            .unwrap();
+    let sr = parse(&objs[0].bytes);
+    let groups = children(
+        children(&sr)
+            .iter()
+            .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+            .unwrap(),
+    );
+    let tid = children(&groups[0])
+        .iter()
+        .find(|c| name_is(c, &codes::TRACKING_IDENTIFIER))
+        .unwrap();
+    assert_eq!(str_of(tid, tags::TEXT_VALUE), "ANONYMIZED");
+}
+
+#[test]
+fn every_table_row_parses_and_standard_codes_fit() {
+    assert!(deid::profile_table().len() >= 650);
+    for c in codes::all() {
+        assert!(!c.value.is_empty() && c.value.len() <= 16, "{c:?}");
+        assert!(c.meaning.len() <= 64, "{c:?}");
+    }
+}
+
+#[test]
+fn character_set_follows_the_text() {
+    for (name, charset) in [
+        ("Anonymous^Lung1", None),
+        ("Müller^Jörg", Some("ISO_IR 100")),
+        ("李^雷", Some("ISO_IR 192")),
+    ] {
+        let mut a = fixture().clone();
+        a.series.meta.patient_name = Some(name.into());
+        let obj = parse(&sr::measurement_report(&a, &SrOptions::new().content(when())).unwrap());
+        assert_eq!(str_of(&obj, tags::PATIENT_NAME), name);
+        let cs = obj
+            .element(tags::SPECIFIC_CHARACTER_SET)
+            .ok()
+            .map(|e| e.to_str().unwrap().trim().to_string());
+        assert_eq!(cs.as_deref(), charset, "{name}");
+    }
+}
