@@ -1,8 +1,23 @@
 //! # ct-triage (native adapter)
 //!
 //! A thin adapter over [`ct_triage_core`]: it reads folders, zip archives and
-//! files into named buffers, calls the core, and prints or serves the results.
-//! No analysis logic lives here.
+//! files into named buffers, calls the core, and writes, serves or forwards
+//! the results. No analysis logic lives here.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`input`] | folders, zips, files → named byte buffers |
+//! | [`model`] | the embedded model or `--model manifest.json` (burn or ONNX Runtime) |
+//! | [`progress`] | indicatif bars and job progress for the core's `Progress` |
+//! | [`output`] | the one writer of a result folder; atomic publish |
+//! | [`render`] | terminal tables and summaries |
+//! | [`jobs`] | the durable job queue ([`jobs::JobStore`], SQLite) |
+//! | [`runner`] | run one job, recover after a crash |
+//! | [`batch`] | `ct-triage batch` |
+//! | [`worklist`] | worklist rows, CSV and JSON |
+//! | [`server`] | `ct-triage serve`: HTTP API, workers, forwarding |
+//! | [`scp`], [`scu`], [`dimse`] | DICOM C-STORE in and out (dicom-ul) |
+//! | [`config`], [`auth`], [`audit`], [`metrics`] | server configuration, tokens, audit log, Prometheus |
 //!
 //! ```no_run
 //! use ct_triage_native::input::gather;
@@ -17,8 +32,23 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
+pub mod auth;
+pub mod batch;
+pub mod config;
+pub mod dimse;
 pub mod error;
 pub mod input;
+pub mod jobs;
+pub mod metrics;
+pub mod model;
+pub mod output;
+pub mod progress;
 pub mod render;
+pub mod runner;
+pub mod scp;
+pub mod scu;
+pub mod server;
+pub mod worklist;
 
 pub use error::{NativeError, Result};

@@ -2,6 +2,7 @@
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use ct_triage_core::ingest::InspectReport;
+use ct_triage_core::report::Report;
 
 /// Shorten a UID for a table cell: keep its tail, which is what differs.
 fn short_uid(uid: &str) -> String {
@@ -94,5 +95,76 @@ pub fn inspect_text(r: &InspectReport) -> String {
             ));
         }
     }
+    out
+}
+
+/// Render an analysis report as a readable summary (exam line, findings table,
+/// warnings).
+pub fn report_text(r: &Report) -> String {
+    let e = &r.exam;
+    let mut out = format!(
+        "Series {}  ({} slices, {} files)\n\nTriage: {}  score {:.3}  Lung-RADS {}\n",
+        r.input.series_instance_uid,
+        r.input.size_xyz[2],
+        r.input.files,
+        e.triage_priority.as_str().to_uppercase(),
+        e.triage_score,
+        e.lung_rads.map_or("-", |c| c.as_str()),
+    );
+    if let Some(reason) = &e.inconclusive_reason {
+        out.push_str(&format!("Inconclusive: {reason}\n"));
+    }
+    for why in &e.triage_reasons {
+        out.push_str(&format!("  · {why}\n"));
+    }
+    if r.findings.is_empty() {
+        out.push_str("\nNo findings.\n");
+    } else {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(vec![
+                "#",
+                "type",
+                "diam mm",
+                "long×short",
+                "vol mm³",
+                "where",
+                "Lung-RADS",
+                "nodule p",
+                "malig p",
+                "Brock",
+            ]);
+        for f in &r.findings {
+            t.add_row(vec![
+                f.id.to_string(),
+                format!("{:?}", f.nodule_type).to_lowercase(),
+                format!("{:.1}", f.diameter_mm),
+                format!("{:.1}×{:.1}", f.long_axis_mm, f.short_axis_mm),
+                format!("{:.0}", f.volume_mm3),
+                format!("{:?} {:?}", f.location.side, f.location.zone).to_lowercase(),
+                f.lung_rads.as_str().to_string(),
+                format!("{:.2}", f.nodule_probability),
+                format!("{:.2}", f.malignancy_probability),
+                format!("{:.3}", f.brock_probability),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    if !r.warnings.is_empty() {
+        out.push_str("\nWarnings:\n");
+        for w in &r.warnings {
+            out.push_str(&format!("  [{:?}] {}: {}\n", w.severity, w.code, w.message));
+        }
+    }
+    out.push_str(&format!(
+        "\nModel {} {} ({}); analysis {:.1} s\n",
+        r.model.name,
+        r.model.version,
+        r.model.runtime,
+        r.timings_ms.get("total").copied().unwrap_or(0.0) / 1000.0
+    ));
     out
 }

@@ -1,0 +1,173 @@
+//! DIMSE command sets for C-STORE and C-ECHO (PS3.7 §9.3), encoded with
+//! dicom-object in Implicit VR Little Endian as the standard requires.
+
+use dicom_core::{DataElement, PrimitiveValue, VR, dicom_value};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+
+use crate::error::{NativeError, Result};
+
+/// Verification SOP Class (C-ECHO).
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+
+/// Command Field values.
+pub mod command {
+    /// C-STORE-RQ.
+    pub const C_STORE_RQ: u16 = 0x0001;
+    /// C-STORE-RSP.
+    pub const C_STORE_RSP: u16 = 0x8001;
+    /// C-ECHO-RQ.
+    pub const C_ECHO_RQ: u16 = 0x0030;
+    /// C-ECHO-RSP.
+    pub const C_ECHO_RSP: u16 = 0x8030;
+}
+
+/// DIMSE status values used here.
+pub mod status {
+    /// Success.
+    pub const SUCCESS: u16 = 0x0000;
+    /// Refused: out of resources (a limit was reached).
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    /// Error: data set does not match SOP class / cannot be stored.
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+}
+
+/// UIDs in DIMSE/DICOM may carry a trailing NUL or space for even length.
+pub fn trim_uid(s: &str) -> &str {
+    s.trim_end_matches(['\0', ' '])
+}
+
+/// The fields of a received command that the SCP needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Command Field.
+    pub field: u16,
+    /// Message ID.
+    pub message_id: u16,
+    /// Affected SOP Class UID (empty if absent).
+    pub sop_class: String,
+    /// Affected SOP Instance UID (empty if absent).
+    pub sop_instance: String,
+    /// Status (responses only).
+    pub status: Option<u16>,
+}
+
+/// Decode a command set.
+pub fn decode(bytes: &[u8]) -> Result<Command> {
+    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
+    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts)
+        .map_err(|e| NativeError::Network(format!("unreadable DIMSE command: {e}")))?;
+    let int = |tag| -> Option<u16> { obj.element(tag).ok().and_then(|e| e.to_int::<u16>().ok()) };
+    let string = |tag| -> String {
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| trim_uid(&s).to_string())
+            .unwrap_or_default()
+    };
+    Ok(Command {
+        field: int(tags::COMMAND_FIELD)
+            .ok_or_else(|| NativeError::Network("DIMSE command without Command Field".into()))?,
+        message_id: int(tags::MESSAGE_ID)
+            .or_else(|| int(tags::MESSAGE_ID_BEING_RESPONDED_TO))
+            .unwrap_or(0),
+        sop_class: string(tags::AFFECTED_SOP_CLASS_UID),
+        sop_instance: string(tags::AFFECTED_SOP_INSTANCE_UID),
+        status: int(tags::STATUS),
+    })
+}
+
+fn encode(obj: InMemDicomObject) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(160);
+    obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| NativeError::Network(format!("encoding a DIMSE command: {e}")))?;
+    Ok(out)
+}
+
+/// C-STORE-RQ for one instance (a data set follows).
+pub fn store_rq(message_id: u16, sop_class: &str, sop_instance: &str) -> Result<Vec<u8>> {
+    encode(InMemDicomObject::command_from_element_iter([
+        DataElement::new(
+            tags::AFFECTED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(sop_class),
+        ),
+        DataElement::new(
+            tags::COMMAND_FIELD,
+            VR::US,
+            dicom_value!(U16, [command::C_STORE_RQ]),
+        ),
+        DataElement::new(tags::MESSAGE_ID, VR::US, dicom_value!(U16, [message_id])),
+        DataElement::new(tags::PRIORITY, VR::US, dicom_value!(U16, [0x0000])),
+        DataElement::new(
+            tags::COMMAND_DATA_SET_TYPE,
+            VR::US,
+            dicom_value!(U16, [0x0000]),
+        ),
+        DataElement::new(
+            tags::AFFECTED_SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(sop_instance),
+        ),
+    ]))
+}
+
+/// C-STORE-RSP.
+pub fn store_rsp(message_id: u16, sop_class: &str, sop_instance: &str, st: u16) -> Result<Vec<u8>> {
+    encode(InMemDicomObject::command_from_element_iter([
+        DataElement::new(
+            tags::AFFECTED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(sop_class),
+        ),
+        DataElement::new(
+            tags::COMMAND_FIELD,
+            VR::US,
+            dicom_value!(U16, [command::C_STORE_RSP]),
+        ),
+        DataElement::new(
+            tags::MESSAGE_ID_BEING_RESPONDED_TO,
+            VR::US,
+            dicom_value!(U16, [message_id]),
+        ),
+        DataElement::new(
+            tags::COMMAND_DATA_SET_TYPE,
+            VR::US,
+            dicom_value!(U16, [0x0101]),
+        ),
+        DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [st])),
+        DataElement::new(
+            tags::AFFECTED_SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(sop_instance),
+        ),
+    ]))
+}
+
+/// C-ECHO-RSP (success).
+pub fn echo_rsp(message_id: u16) -> Result<Vec<u8>> {
+    encode(InMemDicomObject::command_from_element_iter([
+        DataElement::new(
+            tags::AFFECTED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(VERIFICATION),
+        ),
+        DataElement::new(
+            tags::COMMAND_FIELD,
+            VR::US,
+            dicom_value!(U16, [command::C_ECHO_RSP]),
+        ),
+        DataElement::new(
+            tags::MESSAGE_ID_BEING_RESPONDED_TO,
+            VR::US,
+            dicom_value!(U16, [message_id]),
+        ),
+        DataElement::new(
+            tags::COMMAND_DATA_SET_TYPE,
+            VR::US,
+            dicom_value!(U16, [0x0101]),
+        ),
+        DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [status::SUCCESS])),
+    ]))
+}
