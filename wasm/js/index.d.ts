@@ -1,0 +1,207 @@
+// Types of the ct-triage browser client (index.js).
+
+/** Pipeline stages reported by `onProgress` (`read` is reading the Files in the worker). */
+export type Stage =
+  | 'read' | 'ingest' | 'resample' | 'lungs' | 'candidates'
+  | 'classify' | 'measure' | 'triage' | 'report';
+
+/** Called as the analysis advances: `fraction` of `stage` is done (0–1). */
+export type ProgressCallback = (stage: Stage, fraction: number) => void;
+
+/** A window in HU. */
+export interface Window { center: number; width: number }
+
+/** Window presets: lung (−600/1500), mediastinum (40/400), bone (400/1800). */
+export declare const WINDOWS: Readonly<Record<'lung' | 'mediastinum' | 'bone', Window>>;
+
+/** A buffer from a viewer or a fetch. */
+export interface NamedBuffer { name: string; data: ArrayBuffer | ArrayBufferView }
+
+/** What can be analysed: Files (folder picker, drag-and-drop), a FileList, a zip File, buffers. */
+export type Input = FileList | Blob | File | ArrayBuffer | ArrayBufferView | NamedBuffer | Array<File | Blob | NamedBuffer>;
+
+/** Patient information the DICOM header lacks. */
+export interface PatientOverrides {
+  age_years?: number;
+  female?: boolean;
+  family_history?: boolean;
+  emphysema?: boolean;
+}
+
+/** Request options. Defaults are those of the native CLI (same input → same report). */
+export interface RequestOptions {
+  /** Abort the request; the promise rejects with a CtTriageError named `AbortError` (code `cancelled`). */
+  signal?: AbortSignal;
+  onProgress?: ProgressCallback;
+  /** Series key or Series Instance UID instead of the automatic choice. */
+  series?: string;
+}
+
+export interface AnalyzeOptions extends RequestOptions {
+  patient?: PatientOverrides;
+  /** Render key images (default true). */
+  keyImages?: boolean;
+  /** Most findings reported (default 10). */
+  maxFindings?: number;
+}
+
+/** Model files: URLs on your own origin, or the manifest and the safetensors bytes. */
+export type ModelSource =
+  | { manifestUrl: string | URL; weightsUrl: string | URL }
+  | { manifest: string | object; weights: ArrayBuffer | ArrayBufferView };
+
+export interface ModelId { name: string; version: string; sha256: string; runtime: string }
+
+export interface CreateOptions {
+  model?: ModelSource;
+  /** Where worker.js is (default: next to index.js). */
+  workerUrl?: string | URL;
+  /** Called after the worker was restarted (crash or hard cancel). */
+  onRestart?: () => void;
+}
+
+/** An engine error; `code` is the core error code. */
+export declare class CtTriageError extends Error {
+  /** `not_dicom`, `bad_attribute`, `pixel_data`, `unsupported`, `limit_exceeded`, `no_series`,
+   * `series_not_found`, `geometry`, `model`, `invalid_argument`, `output`, `cancelled`, `internal`. */
+  code: string;
+}
+
+/** One series of the inventory. */
+export interface SeriesEntry {
+  key: string;
+  series_instance_uid: string;
+  series_number: number | null;
+  description: string | null;
+  modality: string;
+  instances: number;
+  frames: number;
+  rows: number;
+  columns: number;
+  pixel_spacing_mm: [number, number];
+  slice_thickness_mm: number | null;
+  orientation: string;
+  transfer_syntaxes: string[];
+  eligible: boolean;
+  selected: boolean;
+  reason: string;
+}
+
+/** What `scan()` finds. */
+export interface Inventory {
+  studies: Array<{ study_instance_uid: string; study_date: string | null; description: string | null; patient_id: string | null; series: SeriesEntry[] }>;
+  skipped: Array<{ path: string; code: string; reason: string }>;
+  warnings: Array<{ code: string; severity: 'info' | 'warning'; message: string }>;
+  selected: string | null;
+}
+
+/** The `ct-triage inspect --json` document. */
+export interface InspectReport {
+  studies: Array<{
+    study_instance_uid: string;
+    study_date?: string | null;
+    description?: string | null;
+    patient_id?: string | null;
+    series: SeriesEntry[];
+  }>;
+  skipped: Array<{ path: string; code: string; reason: string }>;
+  warnings: Array<{ code: string; severity: 'info' | 'warning'; message: string }>;
+  volume: null | { series_instance_uid: string; series_key: string; size_xyz: [number, number, number]; spacing_mm: [number, number, number]; [k: string]: unknown };
+  error: null | { code: string; message: string };
+}
+
+export interface Finding {
+  id: number;
+  tracking_uid: string;
+  kind: 'nodule' | 'mass';
+  center_lps_mm: [number, number, number];
+  center_voxel_xyz: [number, number, number];
+  slice_index: number;
+  diameter_mm: number;
+  long_axis_mm: number;
+  short_axis_mm: number;
+  volume_mm3: number;
+  mean_hu: number;
+  type: 'solid' | 'part_solid' | 'ground_glass' | 'calcified';
+  solid_component_mm: number | null;
+  location: { side: 'right' | 'left'; zone: 'upper' | 'middle' | 'lower'; upper_lobe: boolean; juxtapleural: boolean };
+  nodule_probability: number;
+  malignancy_probability: number;
+  spiculation_probability: number | null;
+  brock_probability: number;
+  lung_rads: '1' | '2' | '3' | '4A' | '4B' | '4X';
+  lung_rads_reason: string;
+  suspicion: number;
+  axes_lps_mm: [[[number, number, number], [number, number, number]], [[number, number, number], [number, number, number]]];
+}
+
+/** The report (schema `ct-triage/report/v1`), as `ct-triage analyze --json` writes it. */
+export interface Report {
+  schema: string;
+  generator: { name: string; version: string };
+  model: ModelId;
+  input: Record<string, unknown> & { series_instance_uid: string; size_xyz: [number, number, number]; spacing_mm: [number, number, number] };
+  patient: Record<string, unknown>;
+  warnings: Array<{ code: string; severity: 'info' | 'warning'; message: string }>;
+  lungs: null | { right_ml: number; left_ml: number; extent_mm: number; truncated: boolean; laa950_fraction: number };
+  candidates: { detected: number; classified: number; accepted: number; threshold: number };
+  findings: Finding[];
+  exam: {
+    lung_rads: string | null;
+    triage_priority: 'urgent' | 'priority' | 'routine' | 'inconclusive';
+    triage_score: number;
+    triage_reasons: string[];
+    nodule_count: number;
+    inconclusive_reason: string | null;
+  };
+  key_images: Array<{ finding_id: number; file: string; slice_index: number; sop_instance_uid: string }>;
+  timings_ms: Record<string, number>;
+  disclaimer: string;
+}
+
+export interface VolumeInfo {
+  size_xyz: [number, number, number];
+  spacing_mm: [number, number, number];
+  origin_lps_mm: [number, number, number];
+  direction: number[];
+  series_key: string;
+  series_instance_uid: string;
+  sop_instance_uids: string[];
+}
+
+export interface KeyImage { findingId: number; file: string; png: Uint8Array }
+
+export declare class Analysis {
+  /** The report JSON exactly as the engine wrote it. */
+  readonly reportJson: string;
+  readonly report: Report;
+  readonly volume: VolumeInfo;
+  readonly keyImages: KeyImage[];
+  /** Time spent in the engine (ms). */
+  readonly engineMs: number;
+  renderSlice(z: number, window?: 'lung' | 'mediastinum' | 'bone' | Window): Promise<ImageData>;
+  sliceHu(z: number): Promise<Int16Array>;
+  findingMask(index: number, z: number): Promise<{ box: number[] | null; data: Uint8Array | null }>;
+  toVoxels(points: Array<[number, number, number]>): Promise<Array<[number, number, number]>>;
+  /** DICOM objects: TID 1500 SR (`report.sr.dcm`), SEG (`findings.seg.dcm`), optionally key images as SC. */
+  dicomExport(options?: { keyImages?: boolean }): Promise<Array<{ file: string; kind: 'sr' | 'seg' | 'key_image'; sopInstanceUid: string; bytes: Uint8Array }>>;
+  reportBlob(): Blob;
+  keyImageBlob(i: number): Blob;
+  release(): Promise<null>;
+}
+
+export declare class CtTriage {
+  constructor(options?: CreateOptions);
+  loadModel(model: ModelSource): Promise<ModelId>;
+  version(): Promise<{ version: string; rayonThreads: number }>;
+  /** Studies and series in the input (no pixel decoding); the files stay in the worker for analyze(null). */
+  scan(input: Input, options?: RequestOptions): Promise<Inventory>;
+  /** `null` input: the files of the last scan(). */
+  inspect(input: Input | null, options?: RequestOptions): Promise<InspectReport>;
+  /** `null` input: the files of the last scan(). */
+  analyze(input: Input | null, options?: AnalyzeOptions): Promise<Analysis>;
+  restart(reason?: Error): void;
+  terminate(): void;
+}
+
+export declare function createTriage(options?: CreateOptions): Promise<CtTriage>;

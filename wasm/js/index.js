@@ -1,0 +1,282 @@
+// ct-triage in the browser: a promise-based client over the Web Worker
+// (worker.js) that runs the wasm engine. Types: index.d.ts.
+
+const PRESETS = {
+  lung: { center: -600, width: 1500 },
+  mediastinum: { center: 40, width: 400 },
+  bone: { center: 400, width: 1800 },
+};
+
+/** Window presets (centre / width in HU). */
+export const WINDOWS = Object.freeze({ ...PRESETS });
+
+/** An error from the engine: `code` is the core error code (`not_dicom`, `no_series`, `cancelled`, …). */
+export class CtTriageError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = code === 'cancelled' ? 'AbortError' : 'CtTriageError';
+    this.code = code;
+  }
+}
+
+function abortError() {
+  return new CtTriageError('cancelled', 'cancelled');
+}
+
+/**
+ * Create a client. The worker (and the wasm module) start right away; pass
+ * `model` to load the classifier (URLs on your own origin, or bytes).
+ */
+export async function createTriage(options = {}) {
+  const t = new CtTriage(options);
+  if (options.model) await t.loadModel(options.model);
+  return t;
+}
+
+/** The client: one Web Worker running the engine, requests served in order. */
+export class CtTriage {
+  constructor(options = {}) {
+    this._workerUrl = options.workerUrl || new URL('./worker.js', import.meta.url);
+    this._model = null; // {manifest: string, weights: ArrayBuffer} to reload after a restart
+    this._modelId = null;
+    this._next = 1;
+    this._pending = new Map();
+    this._onRestart = options.onRestart || null;
+    this._spawn();
+  }
+
+  _spawn() {
+    this._worker = new Worker(this._workerUrl, { type: 'module', name: 'ct-triage' });
+    this._worker.onmessage = (ev) => this._receive(ev.data);
+    this._worker.onerror = (ev) => {
+      ev.preventDefault?.();
+      this._failAll(new CtTriageError('internal', `worker failed: ${ev.message || 'load error'}`));
+    };
+    this._modelLoaded = null;
+    if (this._model) this._modelLoaded = this._request('model', { ...this._model, weights: this._model.weights.slice(0) }, [], {});
+  }
+
+  _failAll(err) {
+    for (const p of this._pending.values()) p.reject(err);
+    this._pending.clear();
+  }
+
+  /** Stop the worker and start a fresh one (after a crash or a hard cancel). */
+  restart(reason) {
+    this._worker.terminate();
+    this._failAll(reason || new CtTriageError('internal', 'restarted'));
+    this._spawn();
+    if (this._onRestart) this._onRestart();
+  }
+
+  _receive(msg) {
+    const p = this._pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'progress') {
+      if (p.onProgress) {
+        try { p.onProgress(msg.stage, msg.fraction); } catch { /* the caller's problem */ }
+      }
+      return;
+    }
+    this._pending.delete(msg.id);
+    if (msg.type === 'result') p.resolve(msg.value);
+    else {
+      const e = msg.error || {};
+      p.reject(new CtTriageError(e.code || 'internal', e.message || 'unknown error'));
+      if (msg.crashed) this.restart();
+    }
+  }
+
+  _request(type, body, transfer, { signal, onProgress } = {}) {
+    if (signal?.aborted) return Promise.reject(abortError());
+    const id = this._next++;
+    let cancel = null;
+    if (signal && typeof SharedArrayBuffer !== 'undefined' && globalThis.crossOriginIsolated) {
+      cancel = new SharedArrayBuffer(4);
+    }
+    return new Promise((resolve, reject) => {
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      const onAbort = () => {
+        if (cancel) {
+          Atomics.store(new Int32Array(cancel), 0, 1); // the engine stops at its next check
+        } else {
+          // No shared memory (page not cross-origin isolated): stop the worker.
+          this._pending.delete(id);
+          reject(abortError());
+          this.restart(abortError());
+        }
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this._pending.set(id, {
+        resolve: (v) => { done(); resolve(v); },
+        reject: (e) => { done(); reject(e); },
+        onProgress,
+      });
+      this._worker.postMessage({ id, type, cancel, ...body }, transfer);
+    });
+  }
+
+  /**
+   * Load the classifier. `model` is `{manifestUrl, weightsUrl}` (fetched from
+   * your origin) or `{manifest: string|object, weights: ArrayBuffer}`.
+   * Resolves to the model identity `{name, version, sha256, runtime}`.
+   */
+  async loadModel(model) {
+    let manifest = model.manifest;
+    let weights = model.weights;
+    if (model.manifestUrl) manifest = await (await fetchOk(model.manifestUrl)).text();
+    if (model.weightsUrl) weights = await (await fetchOk(model.weightsUrl)).arrayBuffer();
+    if (typeof manifest !== 'string') manifest = JSON.stringify(manifest);
+    if (ArrayBuffer.isView(weights)) weights = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
+    this._model = { manifest, weights };
+    this._modelLoaded = this._request('model', { manifest, weights: weights.slice(0) }, []);
+    const { id } = await this._modelLoaded;
+    this._modelId = id;
+    return id;
+  }
+
+  /** Engine version and the number of threads it runs on. */
+  version() {
+    return this._request('version', {}, []);
+  }
+
+  /**
+   * Parse `input` and list its studies and series without decoding pixels
+   * (the core's inventory: `studies[].series[]` with `key`, `eligible`,
+   * `selected`, `reason`; `skipped`; `selected`). The files stay in the
+   * worker: `analyze()` / `inspect()` without input then use them.
+   */
+  async scan(input, options = {}) {
+    const json = await this._request('scan', { inputs: toInputs(input), options: pick(options) }, [], options);
+    return JSON.parse(json);
+  }
+
+  /**
+   * List the studies and series in `input` and load the selected one: the
+   * same document as `ct-triage inspect --json`.
+   */
+  async inspect(input, options = {}) {
+    const inputs = input === undefined || input === null ? null : toInputs(input);
+    const json = await this._request('inspect', { inputs, options: pick(options) }, [], options);
+    return JSON.parse(json);
+  }
+
+  /**
+   * Analyse `input` (Files, a FileList, a zip File, or `{name, data}` buffers;
+   * `null` → the files of the last `scan()`).
+   * Resolves to an {@link Analysis}; rejects with a CtTriageError (code
+   * `cancelled` — name `AbortError` — when `options.signal` aborts).
+   */
+  async analyze(input, options = {}) {
+    if (!this._modelLoaded) throw new CtTriageError('model', 'no model loaded: call loadModel() first');
+    await this._modelLoaded;
+    const inputs = input === undefined || input === null ? null : toInputs(input);
+    const v = await this._request('analyze', { inputs, options: pick(options) }, [], options);
+    return new Analysis(this, this._worker, v);
+  }
+
+  /** Stop the worker for good. */
+  terminate() {
+    this._worker.terminate();
+    this._failAll(new CtTriageError('internal', 'terminated'));
+  }
+}
+
+/** A finished analysis. Slices are rendered on demand by the worker. */
+export class Analysis {
+  constructor(client, worker, v) {
+    this._client = client;
+    this._worker = worker;
+    /** The report JSON exactly as the engine wrote it (same as the native CLI). */
+    this.reportJson = v.reportJson;
+    /** The report, parsed. */
+    this.report = JSON.parse(v.reportJson);
+    /** Volume geometry: size_xyz, spacing_mm, origin_lps_mm, direction, series_key, … */
+    this.volume = v.volume;
+    /** Key images: [{findingId, file, png: Uint8Array}]. */
+    this.keyImages = v.keyImages;
+    /** Time spent in the engine, ms. */
+    this.engineMs = v.engineMs;
+  }
+
+  _live() {
+    if (this._client._worker !== this._worker) throw new CtTriageError('invalid_argument', 'this analysis is gone (the worker restarted)');
+  }
+
+  /** Render axial slice `z` in a window (`'lung'`, `'mediastinum'`, `'bone'` or `{center, width}`) as ImageData. */
+  async renderSlice(z, window = 'lung') {
+    this._live();
+    const w = typeof window === 'string' ? PRESETS[window] : window;
+    if (!w) throw new CtTriageError('invalid_argument', `unknown window ${window}`);
+    const { rgba } = await this._client._request('slice', { z, center: w.center, width: w.width }, []);
+    const [nx, ny] = this.volume.size_xyz;
+    return new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), nx, ny);
+  }
+
+  /** HU values of axial slice `z` (Int16Array, row-major). */
+  async sliceHu(z) {
+    this._live();
+    return (await this._client._request('sliceHu', { z }, [])).hu;
+  }
+
+  /** Segmentation of finding `index` (0-based, report order) on slice `z`: `{box: [x0,y0,z0,nx,ny,nz], data}`. */
+  async findingMask(index, z) {
+    this._live();
+    return this._client._request('mask', { index, z }, []);
+  }
+
+  /** LPS points (mm) → continuous voxel indices `[x, y, z]`. */
+  async toVoxels(points) {
+    this._live();
+    return this._client._request('voxel', { points }, []);
+  }
+
+  /**
+   * The analysis as DICOM Part 10 objects: the TID 1500 measurement report
+   * (`report.sr.dcm`), the findings' segmentation (`findings.seg.dcm`) and,
+   * with `keyImages`, the key images as Secondary Capture.
+   * Resolves to `[{file, kind, sopInstanceUid, bytes}]`.
+   */
+  async dicomExport({ keyImages = false } = {}) {
+    this._live();
+    return (await this._client._request('dicom', { keyImages }, [])).objects;
+  }
+
+  /** The report as a downloadable Blob (`report.json`). */
+  reportBlob() {
+    return new Blob([this.reportJson], { type: 'application/json' });
+  }
+
+  /** Key image `i` as a PNG Blob. */
+  keyImageBlob(i) {
+    return new Blob([this.keyImages[i].png], { type: 'image/png' });
+  }
+
+  /** Free the volume in the worker. */
+  release() {
+    if (this._client._worker === this._worker) return this._client._request('release', {}, []);
+    return Promise.resolve(null);
+  }
+}
+
+async function fetchOk(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new CtTriageError('model', `${url}: HTTP ${r.status}`);
+  return r;
+}
+
+function pick(o) {
+  const out = {};
+  for (const k of ['series', 'patient', 'keyImages', 'maxFindings']) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+function toInputs(input) {
+  if (input == null) throw new CtTriageError('invalid_argument', 'no input');
+  if (typeof FileList !== 'undefined' && input instanceof FileList) return Array.from(input);
+  if (typeof Blob !== 'undefined' && input instanceof Blob) return [input];
+  if (input instanceof ArrayBuffer || ArrayBuffer.isView(input)) return [{ name: 'input', data: input }];
+  if (Array.isArray(input)) return input;
+  if (input.data) return [input];
+  throw new CtTriageError('invalid_argument', 'input must be Files, a FileList, a zip File or {name, data} buffers');
+}

@@ -1,0 +1,475 @@
+// The page: intake (folder / zip / files, drag-and-drop), series picker,
+// progress per stage, viewer, findings, triage, downloads. Everything runs in
+// this tab: the engine is a Web Worker (pkg/), the model is fetched from this
+// origin, and nothing is sent anywhere.
+
+import { CtTriage, CtTriageError } from './pkg/index.js';
+import { Viewer } from './viewer.js';
+import { t, setLang, initialLang, currentLang } from './i18n.js';
+
+const MODEL_MANIFEST = 'models/ctt-nodule-v1.json';
+const STAGES = ['read', 'ingest', 'resample', 'lungs', 'candidates', 'classify', 'measure', 'triage', 'report'];
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  triage: null,
+  modelId: null,
+  analysis: null,
+  abort: null,
+  t0: 0,
+  inventory: null,
+};
+
+function setStatus(s) {
+  $('status').textContent = s;
+  document.body.dataset.status = s;
+}
+
+function show(id, on) {
+  $(id).hidden = !on;
+}
+
+// ---------------------------------------------------------------- engine
+
+async function startEngine() {
+  setStatus('loading');
+  try {
+    state.triage = new CtTriage({ onRestart: () => console.warn('ct-triage: engine restarted') });
+    const manifestText = await (await fetchOk(MODEL_MANIFEST)).text();
+    const manifest = JSON.parse(manifestText);
+    const weightsUrl = new URL(manifest.weights, new URL(MODEL_MANIFEST, location.href));
+    const weights = await (await fetchOk(weightsUrl)).arrayBuffer();
+    state.modelId = await state.triage.loadModel({ manifest: manifestText, weights });
+    $('engine').classList.add('ready');
+    $('engine-text').dataset.i18n = '';
+    renderEngineLine();
+    setStatus('ready');
+  } catch (e) {
+    $('engine').classList.add('failed');
+    $('engine-text').textContent = t('engineFailed', { msg: e.message });
+    setStatus('error');
+  }
+}
+
+function renderEngineLine() {
+  if (!state.modelId) return;
+  $('engine-text').textContent = t('engineReady', { model: `${state.modelId.name} ${state.modelId.version}` });
+}
+
+async function fetchOk(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r;
+}
+
+// ---------------------------------------------------------------- intake
+
+function bindIntake() {
+  for (const id of ['file-input', 'folder-input']) {
+    $(id).addEventListener('change', (e) => {
+      const files = Array.from(e.target.files || []);
+      e.target.value = '';
+      if (files.length) intake(files);
+    });
+  }
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    const files = await droppedFiles(e.dataTransfer);
+    if (files.length) intake(files);
+  });
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => e.preventDefault());
+}
+
+/** Files of a drop, walking dropped folders. */
+async function droppedFiles(dt) {
+  const entries = Array.from(dt.items || []).map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  if (!entries.some(Boolean)) return Array.from(dt.files || []);
+  const out = [];
+  const walk = async (entry, path) => {
+    if (!entry) return;
+    if (entry.isFile) {
+      const f = await new Promise((res, rej) => entry.file(res, rej));
+      out.push(new File([f], `${path}${f.name}`, { type: f.type, lastModified: f.lastModified }));
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        if (!batch.length) break;
+        for (const e of batch) await walk(e, `${path}${entry.name}/`);
+      }
+    }
+  };
+  for (const e of entries) await walk(e, '');
+  return out;
+}
+
+async function intake(files) {
+  if (!state.modelId) return;
+  state.t0 = performance.now();
+  reset();
+  show('intake', false);
+  startProgress();
+  setStatus('reading');
+  const ctl = new AbortController();
+  state.abort = ctl;
+  try {
+    const inv = await state.triage.scan(files, { signal: ctl.signal, onProgress });
+    state.inventory = inv;
+    const eligible = inv.studies.flatMap((s) => s.series.map((x) => ({ ...x, study: s }))).filter((x) => x.eligible);
+    if (eligible.length > 1) {
+      show('progress', false);
+      pickSeries(eligible, inv.selected);
+      return;
+    }
+    await analyze(null);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+function pickSeries(list, selected) {
+  setStatus('choosing');
+  const box = $('series-list');
+  box.replaceChildren();
+  for (const s of list) {
+    const row = document.createElement('label');
+    row.className = 'series';
+    const r = document.createElement('input');
+    r.type = 'radio';
+    r.name = 'series';
+    r.value = s.key;
+    r.checked = s.key === selected;
+    const d = document.createElement('div');
+    const title = document.createElement('div');
+    title.className = 'series-title';
+    title.textContent = `${s.description || t('series')} ${s.series_number ?? ''}`.trim();
+    const sub = document.createElement('div');
+    sub.className = 'series-sub';
+    const thick = s.slice_thickness_mm ? ` · ${s.slice_thickness_mm} mm` : '';
+    sub.textContent = `${s.modality} · ${t('slices', { n: s.frames })} · ${s.rows}×${s.columns}${thick} · ${s.orientation}${s.selected ? ` · ${t('selectedAuto')}` : ''}`;
+    d.append(title, sub);
+    row.append(r, d);
+    box.append(row);
+  }
+  show('picker', true);
+  $('analyze-btn').onclick = () => {
+    const key = box.querySelector('input:checked')?.value;
+    show('picker', false);
+    startProgress();
+    state.t0 = performance.now();
+    analyze(key || null).catch(fail);
+  };
+  $('cancel-pick').onclick = () => { show('picker', false); reset(); show('intake', true); setStatus('ready'); };
+}
+
+async function analyze(series) {
+  setStatus('analysing');
+  const ctl = new AbortController();
+  state.abort = ctl;
+  const opts = { signal: ctl.signal, onProgress };
+  if (series) opts.series = series;
+  const a = await state.triage.analyze(null, opts);
+  state.analysis = a;
+  const elapsed = performance.now() - state.t0;
+  await showResult(a);
+  setStatus('done');
+  $('status').dataset.elapsedMs = String(Math.round(elapsed));
+  $('status').dataset.engineMs = String(Math.round(a.engineMs));
+  $('elapsed').textContent = `· ${t('analysedIn', { s: (elapsed / 1000).toFixed(1) })}`;
+}
+
+function fail(e) {
+  state.abort = null;
+  show('progress', false);
+  show('picker', false);
+  const cancelled = e instanceof CtTriageError && e.code === 'cancelled';
+  if (cancelled) {
+    setStatus('cancelled');
+    show('intake', true);
+    return;
+  }
+  setStatus('error');
+  show('intake', true);
+  show('error', true);
+  const msg = e.code === 'internal' && /crash/.test(e.message) ? t('crashed') : e.message;
+  $('error-text').textContent = e.code ? `${msg} (${e.code})` : msg;
+}
+
+function reset() {
+  show('error', false);
+  show('workspace', false);
+  $('report-json').textContent = '';
+  $('elapsed').textContent = '';
+  if (state.analysis) state.analysis.release().catch(() => {});
+  state.analysis = null;
+}
+
+// ---------------------------------------------------------------- progress
+
+function startProgress() {
+  const box = $('stages');
+  box.replaceChildren();
+  for (const s of STAGES) {
+    const el = document.createElement('div');
+    el.className = 'stage';
+    el.dataset.stage = s;
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    const fill = document.createElement('div');
+    fill.className = 'fill';
+    bar.append(fill);
+    const name = document.createElement('div');
+    name.className = 'stage-name';
+    name.dataset.i18n = `st_${s}`;
+    name.textContent = t(`st_${s}`);
+    el.append(bar, name);
+    box.append(el);
+  }
+  $('progress-stage').textContent = t('reading');
+  show('progress', true);
+}
+
+function onProgress(stage, fraction) {
+  const i = STAGES.indexOf(stage);
+  if (i < 0) return;
+  for (const el of $('stages').children) {
+    const j = STAGES.indexOf(el.dataset.stage);
+    const fill = el.firstChild.firstChild;
+    if (j < i) { fill.style.width = '100%'; el.className = 'stage done'; }
+    else if (j === i) { fill.style.width = `${Math.round(fraction * 100)}%`; el.className = `stage ${fraction >= 1 ? 'done' : 'active'}`; }
+  }
+  $('progress-stage').textContent = `${t(`st_${stage}`)} · ${Math.round(fraction * 100)}%`;
+}
+
+$('cancel-btn')?.addEventListener('click', () => state.abort?.abort());
+
+// ---------------------------------------------------------------- results
+
+let viewer;
+
+async function showResult(a) {
+  show('progress', false);
+  show('workspace', true);
+  $('report-json').textContent = a.reportJson;
+  renderTriage(a.report);
+  renderFindings(a.report);
+  renderKeyImages(a);
+  await viewer.load(a);
+  $('slice-range').max = String(viewer.sliceCount - 1);
+  if (a.report.findings.length) selectFinding(0, false);
+}
+
+function renderTriage(r) {
+  const p = r.exam.triage_priority;
+  $('triage-priority').textContent = p;
+  $('triage-priority').dataset.label = t(`p_${p}`);
+  $('triage-badge').className = `badge ${p}`;
+  $('triage-badge').dataset.label = t(`p_${p}`);
+  $('exam-rads').textContent = r.exam.lung_rads ?? '–';
+  const ul = $('triage-reasons');
+  ul.replaceChildren();
+  for (const reason of r.exam.triage_reasons) {
+    const li = document.createElement('li');
+    li.textContent = reason;
+    ul.append(li);
+  }
+  if (r.exam.inconclusive_reason) {
+    const li = document.createElement('li');
+    li.textContent = r.exam.inconclusive_reason;
+    ul.append(li);
+  }
+  for (const w of r.warnings.filter((w) => w.severity === 'warning' && !r.exam.triage_reasons.includes(w.message))) {
+    const li = document.createElement('li');
+    li.className = 'warn';
+    li.textContent = w.message;
+    ul.append(li);
+  }
+  const lungs = r.lungs;
+  const meta = [];
+  if (lungs) meta.push(t('lungsMeta', { r: Math.round(lungs.right_ml), l: Math.round(lungs.left_ml), n: r.candidates.detected, model: r.model.name }));
+  meta.push(t('patientMeta', { age: Math.round(r.patient.age_years), src: r.patient.age_source, sex: t(r.patient.female ? 'female' : 'male') }));
+  $('exam-meta').textContent = meta.join(' · ');
+}
+
+function pct(v) {
+  return v == null ? '–' : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
+}
+
+function renderFindings(r) {
+  const body = $('finding-rows');
+  body.replaceChildren();
+  $('finding-count').textContent = r.findings.length ? `(${r.findings.length})` : '';
+  show('no-findings', r.findings.length === 0);
+  r.findings.forEach((f, i) => {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'finding';
+    tr.setAttribute('data-testid', 'finding');
+    tr.dataset.index = String(i);
+    tr.tabIndex = 0;
+    const loc = `${t(`side_${f.location.side}`)} ${t(`zone_${f.location.zone}`)}${f.location.juxtapleural ? ` · ${t('juxtapleural')}` : ''}`;
+    const type = `${t(`t_${f.type}`)}${f.kind === 'mass' ? ` ${t('k_mass')}` : ''}`;
+    const size = `${f.diameter_mm.toFixed(1)} mm`;
+    const cells = [
+      String(f.id),
+      loc,
+      type,
+      size,
+      f.lung_rads,
+      pct(f.malignancy_probability),
+      pct(f.brock_probability),
+    ];
+    cells.forEach((c, k) => {
+      const td = document.createElement('td');
+      if (k === 4) {
+        const s = document.createElement('span');
+        s.className = `rads r${f.lung_rads}`;
+        s.textContent = c;
+        td.append(s);
+      } else {
+        td.textContent = c;
+      }
+      if (k >= 3 && k !== 4) td.className = 'num';
+      if (k === 3) td.title = `${f.long_axis_mm.toFixed(1)} × ${f.short_axis_mm.toFixed(1)} mm · ${Math.round(f.volume_mm3)} mm³`;
+      if (k === 4) td.title = f.lung_rads_reason;
+      tr.append(td);
+    });
+    tr.addEventListener('click', () => selectFinding(i, true));
+    tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectFinding(i, true); } });
+    body.append(tr);
+  });
+}
+
+function selectFinding(i, focus) {
+  for (const tr of $('finding-rows').children) tr.classList.toggle('sel', tr.dataset.index === String(i));
+  viewer.select(i);
+  if (focus) $('view').focus();
+}
+
+function renderKeyImages(a) {
+  const box = $('key-images');
+  box.replaceChildren();
+  a.keyImages.forEach((k, i) => {
+    const url = URL.createObjectURL(a.keyImageBlob(i));
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = k.file.split('/').pop();
+    link.className = 'key';
+    const img = document.createElement('img');
+    img.src = url;
+    img.alt = k.file;
+    const cap = document.createElement('span');
+    cap.textContent = `#${k.findingId}`;
+    link.append(img, cap);
+    box.append(link);
+  });
+}
+
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function reportName(ext) {
+  const uid = state.analysis?.report.input.series_instance_uid || 'series';
+  return `ct-triage-${uid.slice(-12)}.${ext}`;
+}
+
+// ---------------------------------------------------------------- viewer bar
+
+function bindViewer() {
+  viewer = new Viewer($('view'), {
+    onSlice: (z) => {
+      $('slice-range').value = String(z);
+      $('slice-label').textContent = t('slice', { n: z + 1, total: viewer.sliceCount });
+      corners();
+    },
+  });
+  $('slice-range').addEventListener('input', (e) => viewer.show(Number(e.target.value)));
+  for (const b of document.querySelectorAll('[data-window]')) {
+    b.addEventListener('click', () => {
+      for (const o of document.querySelectorAll('[data-window]')) o.classList.toggle('on', o === b);
+      viewer.setWindow(b.dataset.window);
+      corners();
+    });
+  }
+  $('zoom-in').addEventListener('click', () => viewer.setZoom(viewer.zoom * 1.25));
+  $('zoom-out').addEventListener('click', () => viewer.setZoom(viewer.zoom / 1.25));
+  $('zoom-reset').addEventListener('click', () => { viewer.pan = [0, 0]; viewer.setZoom(1); });
+  $('view').addEventListener('zoomchange', (e) => { $('zoom-reset').textContent = `${Math.round(e.detail * 100)}%`; });
+  $('show-overlay').addEventListener('change', (e) => { viewer.overlay = e.target.checked; viewer.draw(); });
+  $('dl-report').addEventListener('click', () => state.analysis && download(state.analysis.reportBlob(), reportName('json')));
+  $('dl-keys').addEventListener('click', () => {
+    const a = state.analysis;
+    if (!a) return;
+    a.keyImages.forEach((k, i) => download(a.keyImageBlob(i), `${reportName('').slice(0, -1)}-${k.file.split('/').pop()}`));
+  });
+  $('dl-sr').addEventListener('click', async () => {
+    const a = state.analysis;
+    if (!a) return;
+    try {
+      const objs = await a.dicomExport({ keyImages: false });
+      for (const o of objs) download(new Blob([o.bytes], { type: 'application/dicom' }), `${reportName('').slice(0, -1)}-${o.file}`);
+    } catch (e) {
+      $('dl-sr').disabled = true;
+      $('dl-sr').title = `${t('dlSrSoon')}: ${e.message}`;
+    }
+  });
+  $('new-study').addEventListener('click', () => { reset(); show('intake', true); setStatus('ready'); });
+}
+
+function corners() {
+  const a = state.analysis;
+  if (!a) return;
+  const r = a.report;
+  const w = document.querySelector('[data-window].on')?.dataset.window || 'lung';
+  $('corner-tl').textContent = [r.input.patient_id, r.input.study_date].filter(Boolean).join('\n');
+  $('corner-tr').textContent = [r.input.manufacturer, r.input.convolution_kernel].filter(Boolean).join('\n');
+  $('corner-bl').textContent = `${t(`w${w[0].toUpperCase()}${w.slice(1)}`)}\n${r.input.spacing_mm.map((v) => v.toFixed(2)).join(' × ')} mm`;
+  $('corner-br').textContent = t('slice', { n: viewer.z + 1, total: viewer.sliceCount });
+}
+
+// ---------------------------------------------------------------- language
+
+function bindLang() {
+  for (const b of document.querySelectorAll('[data-lang]')) {
+    b.addEventListener('click', () => {
+      setLang(b.dataset.lang);
+      renderEngineLine();
+      if (state.analysis) {
+        renderTriage(state.analysis.report);
+        renderFindings(state.analysis.report);
+        corners();
+        $('slice-label').textContent = t('slice', { n: viewer.z + 1, total: viewer.sliceCount });
+      }
+      if (currentLang() && $('status').dataset.elapsedMs) {
+        $('elapsed').textContent = `· ${t('analysedIn', { s: (Number($('status').dataset.elapsedMs) / 1000).toFixed(1) })}`;
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------- offline
+
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  if (new URLSearchParams(location.search).has('nosw')) return;
+  navigator.serviceWorker.register('sw.js').catch((e) => console.warn('service worker:', e));
+}
+
+setLang(initialLang());
+bindLang();
+bindIntake();
+bindViewer();
+registerServiceWorker();
+startEngine();
