@@ -1,0 +1,211 @@
+// Browser end-to-end test of the wasm page (wasm/dist), driven by
+// playwright-core with Debian's chromium:
+//   1. the page loads and the engine starts; no request leaves 127.0.0.1
+//   2. sample-dicom/lung1 through [data-testid=dicom-input] → status `done`;
+//      the lung1 nodule (lung1.truth.json) is the top finding (centre ≤ 10 mm)
+//   3. the same series as a .zip gives the same report; cancelling works
+//   4. offline: with the service worker, the page reloads without network
+// Writes tests/e2e/out/browser.png, browser-zh.png, browser-report.json, browser-metrics.json.
+//
+//   node tests/e2e/browser.mjs [--dist wasm/dist] [--series dir] [--quick]
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from './serve.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const args = process.argv.slice(2);
+const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
+const DIST = path.resolve(opt('--dist', path.join(ROOT, 'wasm/dist')));
+const SERIES = path.resolve(opt('--series', path.join(ROOT, 'sample-dicom/lung1')));
+const TRUTH = opt('--truth', SERIES.endsWith('lung1') ? path.join(ROOT, 'sample-dicom/lung1.truth.json') : null);
+const QUICK = args.includes('--quick');
+const OUT = path.join(HERE, 'out');
+const TAG = opt('--tag', 'browser');
+const TIMEOUT = Number(opt('--timeout-s', '300')) * 1000;
+fs.mkdirSync(OUT, { recursive: true });
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'],
+};
+
+let failures = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures += 1;
+}
+
+function seriesFiles(dir) {
+  return fs.readdirSync(dir).filter((f) => !f.startsWith('.')).sort().map((f) => path.join(dir, f))
+    .filter((f) => fs.statSync(f).isFile());
+}
+
+/** Record every request of the context; requests off the origin are aborted and counted. */
+async function guard(context, origin) {
+  const seen = [];
+  const offOrigin = [];
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    seen.push(url);
+    const u = new URL(url);
+    if (u.origin === origin || u.protocol === 'blob:' || u.protocol === 'data:') return route.continue();
+    offOrigin.push(url);
+    return route.abort('blockedbyclient');
+  });
+  context.on('request', (r) => {
+    const u = r.url();
+    if (!seen.includes(u)) seen.push(u);
+    const p = new URL(u);
+    if (p.origin !== origin && p.protocol !== 'blob:' && p.protocol !== 'data:' && !offOrigin.includes(u)) offOrigin.push(u);
+  });
+  return { seen, offOrigin };
+}
+
+async function waitStatus(page, states, timeout = TIMEOUT) {
+  await page.waitForFunction((s) => s.includes(document.querySelector('[data-testid=status]')?.textContent), states, { timeout, polling: 50 });
+  return page.textContent('[data-testid=status]');
+}
+
+const server = await serve(DIST, { isolate: true });
+const origin = new URL(server.url).origin;
+const browser = await chromium.launch(LAUNCH);
+const metrics = { series: path.relative(ROOT, SERIES) };
+try {
+  // ------------------------------------------------------------ 1 + 2: analyse a folder
+  const context = await browser.newContext({ viewport: { width: 1440, height: 960 }, serviceWorkers: 'block', locale: 'en-US', acceptDownloads: true });
+  const net = await guard(context, origin);
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  const tLoad = Date.now();
+  await page.goto(server.url);
+  await waitStatus(page, ['ready', 'error'], 60000);
+  metrics.engine_ready_ms = Date.now() - tLoad;
+  check((await page.textContent('[data-testid=status]')) === 'ready', `engine ready in ${metrics.engine_ready_ms} ms`);
+  metrics.engine = await page.evaluate(() => document.getElementById('engine-text').textContent);
+  metrics.cross_origin_isolated = await page.evaluate(() => globalThis.crossOriginIsolated);
+
+  const files = seriesFiles(SERIES);
+  const t0 = Date.now();
+  await page.setInputFiles('[data-testid=dicom-input]', files);
+  const status = await waitStatus(page, ['done', 'error', 'cancelled']);
+  metrics.first_result_ms = Date.now() - t0;
+  metrics.page_elapsed_ms = Number(await page.getAttribute('[data-testid=status]', 'data-elapsed-ms'));
+  metrics.engine_ms = Number(await page.getAttribute('[data-testid=status]', 'data-engine-ms'));
+  check(status === 'done', `analysis finished: ${status}${status === 'error' ? ` (${await page.textContent('#error-text')})` : ''}`);
+  const reportJson = await page.textContent('[data-testid=report-json]');
+  fs.writeFileSync(path.join(OUT, `${TAG}-report.json`), reportJson);
+  const report = JSON.parse(reportJson || '{}');
+  metrics.timings_ms = report.timings_ms;
+  console.log(`     ${files.length} files → done in ${metrics.first_result_ms} ms (page ${metrics.page_elapsed_ms} ms, engine ${metrics.engine_ms} ms)`);
+
+  const rows = await page.locator('[data-testid=finding]').count();
+  check(rows === (report.findings || []).length && rows > 0, `${rows} finding rows for ${(report.findings || []).length} findings`);
+  const priority = (await page.textContent('[data-testid=triage-priority]')).trim();
+  check(priority === report.exam?.triage_priority, `triage priority shown: ${priority}`);
+  if (TRUTH) {
+    const truth = JSON.parse(fs.readFileSync(TRUTH, 'utf8'));
+    const want = truth.lesions[0].centroid_lps_mm;
+    const top = report.findings?.[0];
+    const d = top ? Math.hypot(...top.center_lps_mm.map((v, i) => v - want[i])) : Infinity;
+    metrics.top_finding = top && { id: top.id, center_lps_mm: top.center_lps_mm, diameter_mm: top.diameter_mm, distance_to_truth_mm: Number(d.toFixed(2)) };
+    check(d <= 10, `top finding is the lung1 nodule: centre ${d.toFixed(1)} mm from the truth centroid`);
+  }
+
+  // Viewer: clicking the first finding shows its slice.
+  if (rows > 0) {
+    await page.locator('[data-testid=finding]').first().click();
+    const label = await page.textContent('#slice-label');
+    check(label.includes(String(report.findings[0].slice_index + 1)), `click on finding 1 shows its slice (${label})`);
+  }
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(OUT, `${TAG}.png`) });
+  check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? `: ${consoleErrors.slice(0, 3).join(' | ')}` : ''}`);
+
+  if (!QUICK) {
+    // Downloads: the report JSON as shown, and the DICOM SR (+ SEG) as Part 10 files.
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#dl-report')]);
+    const saved = JSON.parse(fs.readFileSync(await dl.path(), 'utf8'));
+    check(JSON.stringify(saved) === JSON.stringify(report), `report download equals the report (${dl.suggestedFilename()})`);
+    const dicom = [];
+    page.on('download', (d) => dicom.push(d));
+    await page.click('#dl-sr');
+    for (let i = 0; i < 50 && dicom.length < 2; i++) await page.waitForTimeout(100);
+    const sr = dicom.find((d) => d.suggestedFilename().endsWith('report.sr.dcm'));
+    const srBytes = sr ? fs.readFileSync(await sr.path()) : Buffer.alloc(0);
+    check(srBytes.length > 132 && srBytes.toString('latin1', 128, 132) === 'DICM',
+      `DICOM SR download is a Part 10 file (${dicom.map((d) => d.suggestedFilename()).join(', ') || 'none'})`);
+
+    // Chinese UI screenshot.
+    await page.click('[data-lang=zh]');
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: path.join(OUT, `${TAG}-zh.png`) });
+    await page.click('[data-lang=en]');
+
+    // ---------------------------------------------------------- 3a: the same series as a zip
+    const zip = path.join(os.tmpdir(), `ct-triage-${process.pid}.zip`);
+    execFileSync('python3', ['-c', `import sys,zipfile,os
+d=sys.argv[1]
+with zipfile.ZipFile(sys.argv[2],'w',zipfile.ZIP_DEFLATED) as z:
+    for f in sorted(os.listdir(d)): z.write(os.path.join(d,f), 'lung1/'+f)`, SERIES, zip]);
+    await page.click('#new-study');
+    await page.setInputFiles('[data-testid=dicom-input]', [zip]);
+    const zs = await waitStatus(page, ['done', 'error']);
+    const zr = JSON.parse((await page.textContent('[data-testid=report-json]')) || '{}');
+    const strip = (r) => { const c = { ...r }; delete c.timings_ms; return JSON.stringify(c); };
+    check(zs === 'done' && strip(zr) === strip(report), 'a zip of the series gives the same report');
+    fs.rmSync(zip, { force: true });
+
+    // ---------------------------------------------------------- 3b: cancel, then analyse again
+    await page.click('#new-study');
+    await page.setInputFiles('[data-testid=dicom-input]', files);
+    await page.waitForFunction(() => document.querySelector('.stage.active, .stage.done') !== null, null, { timeout: 60000 });
+    await page.click('#cancel-btn');
+    const cs = await waitStatus(page, ['cancelled', 'done', 'error'], 60000);
+    check(cs === 'cancelled', `cancel stops the analysis (${cs})`);
+    await page.setInputFiles('[data-testid=dicom-input]', files);
+    const again = await waitStatus(page, ['done', 'error']);
+    check(again === 'done', 'the engine analyses again after a cancel');
+  }
+
+  check(net.offOrigin.length === 0, `no request left ${origin} (${net.seen.length} requests${net.offOrigin.length ? `; off-origin: ${net.offOrigin.join(', ')}` : ''})`);
+  metrics.requests = net.seen.length;
+  await context.close();
+
+  // ------------------------------------------------------------ 4: offline with the service worker
+  if (!QUICK) {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const net2 = await guard(ctx, origin);
+    const p = await ctx.newPage();
+    await p.goto(server.url);
+    await waitStatus(p, ['ready', 'error'], 60000);
+    await p.evaluate(async () => { await navigator.serviceWorker.ready; });
+    await p.reload(); // now controlled by the service worker
+    await waitStatus(p, ['ready', 'error'], 60000);
+    await ctx.setOffline(true);
+    await p.reload();
+    const off = await waitStatus(p, ['ready', 'error'], 60000);
+    check(off === 'ready', `offline reload: the page and the engine load from the service worker cache (${off})`);
+    check(net2.offOrigin.length === 0, 'no request left the origin with the service worker either');
+    await ctx.close();
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}
+fs.writeFileSync(path.join(OUT, `${TAG}-metrics.json`), JSON.stringify(metrics, null, 2) + '\n');
+console.log(JSON.stringify(metrics));
+if (failures) {
+  console.error(`${failures} check(s) failed`);
+  process.exit(1);
+}
+console.log('browser e2e: all checks passed');
