@@ -2,7 +2,7 @@
 # Print the path of libonnxruntime.so from the PyPI `onnxruntime==1.31.1` wheel,
 # for ort's runtime loading:  export ORT_DYLIB_PATH="$(scripts/ort-lib.sh)"
 #
-# Looks in $ORT_VENV (default: /opt/ctt-venv, then training/.venv); when no venv
+# Looks in $ORT_VENV (default: .venv from scripts/setup.sh, then training/.venv); when no venv
 # there has onnxruntime 1.31.1, installs it into $ORT_VENV (default
 # training/.ort-venv) with pip. Nothing else is downloaded.
 set -euo pipefail
@@ -23,13 +23,13 @@ if not libs:
 print(libs[-1])
 PY
 }
-for venv in ${ORT_VENV:-} /opt/ctt-venv "$ROOT/training/.venv" "$ROOT/training/.ort-venv"; do
+for venv in ${ORT_VENV:-} "$ROOT/.venv" "$ROOT/training/.venv" "$ROOT/training/.ort-venv"; do
     if lib="$(find_lib "$venv")"; then
         echo "$lib"
         exit 0
     fi
 done
-venv="${ORT_VENV:-$ROOT/training/.ort-venv}"
+venv="${ORT_VENV:-$ROOT/.venv}"
 python3 -m venv "$venv" >&2
 "$venv/bin/pip" install --quiet "onnxruntime==$VERSION" >&2
 find_lib "$venv"

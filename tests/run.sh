@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# The project's test command (README): installs what it needs, then runs every
-# test suite. Exits non-zero on the first failure.
+# The project's test command (README). Installs what it needs (scripts/setup.sh),
+# then runs every suite; exits non-zero on the first failure.
 #
-#   tests/run.sh                 # everything
-#   tests/run.sh --quick         # Rust tests only (no browser, no server peers)
+#   tests/run.sh            # everything (~35-60 min on 2 cores from a clean checkout)
+#   tests/run.sh --quick    # lints + Rust tests only (no wasm, browser, server peers)
+#
+# Suites, in order:
+#   1. cargo fmt --check, cargo clippy -D warnings
+#   2. cargo test --workspace --release   (core units, DICOM conformance, lung1
+#      ingest + analysis, SR/SEG/SC + de-identification against dcmtk/highdicom/
+#      Orthanc, native server HTTP/DIMSE/jobs, wasm crate natively)
+#   3. ONNX Runtime parity: burn vs ort on the shipped model (feature `ort`)
+#   4. tests/e2e/server.sh   `ct-triage serve`/`batch` against storescu, Orthanc, curl
+#   5. tests/e2e/interop.sh  `ct-triage analyze` outputs read by dsrdump/highdicom/Orthanc
+#   6. tests/e2e/browser.sh  wasm bundle build, wasm-bindgen-test (core conformance
+#      and API under wasm32), Playwright on headless Chromium, browser/native parity
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK=""
 [ "${1:-}" = "--quick" ] && QUICK=1
+T_ALL=$(date +%s)
 
 step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; STEP_T0=$(date +%s); }
 done_step() { printf '\033[1;32m    ok (%ss)\033[0m\n' "$(( $(date +%s) - STEP_T0 ))"; }
 
-step "setup"
+step "setup (scripts/setup.sh)"
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ORT_VENV="$ROOT/.venv" scripts/ort-lib.sh)}"
+ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ORT_VENV="$ROOT/.venv" scripts/ort-lib.sh)}"
+export ORT_DYLIB_PATH
+export CTT_PYTHON="${CTT_PYTHON:-$ROOT/.venv/bin/python}"
 done_step
 
 step "format and lints"
@@ -28,4 +42,22 @@ step "Rust tests (native, release)"
 cargo test --workspace --release
 done_step
 
-[ -n "$QUICK" ] && exit 0
+[ -n "$QUICK" ] && { echo "quick run passed in $(( $(date +%s) - T_ALL ))s"; exit 0; }
+
+step "ONNX Runtime parity (burn vs ort, shipped model)"
+cargo test --release -p ct-triage-core --features ort --test parity --test model_check
+done_step
+
+step "server end to end (tests/e2e/server.sh)"
+tests/e2e/server.sh
+done_step
+
+step "DICOM interoperability of the CLI outputs (tests/e2e/interop.sh)"
+tests/e2e/interop.sh --cli-only
+done_step
+
+step "browser (tests/e2e/browser.sh)"
+tests/e2e/browser.sh
+done_step
+
+printf '\n\033[1;32mall test suites passed in %ss\033[0m\n' "$(( $(date +%s) - T_ALL ))"

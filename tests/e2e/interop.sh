@@ -11,14 +11,14 @@
 #
 # Needs: dcmtk (dsrdump, dsr2xml, dcmdump), Orthanc (/usr/sbin/Orthanc or
 # $CTT_ORTHANC), curl, a Python with pydicom + highdicom ($CTT_PYTHON,
-# default /opt/ctt-venv/bin/python). Every missing tool is an error.
+# default .venv/bin/python from scripts/setup.sh). Every missing tool is an error.
 #
 # Usage: tests/e2e/interop.sh            (both steps)
 #        tests/e2e/interop.sh --cli-only (step 2 only)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PY=${CTT_PYTHON:-/opt/ctt-venv/bin/python}
+PY=${CTT_PYTHON:-$ROOT/.venv/bin/python}
 ORTHANC=${CTT_ORTHANC:-/usr/sbin/Orthanc}
 for tool in dsrdump dsr2xml dcmdump curl "$PY" "$ORTHANC"; do
   command -v "$tool" >/dev/null || { echo "interop.sh: $tool is not installed" >&2; exit 2; }

@@ -47,8 +47,9 @@ fn when() -> ContentDateTime {
 
 fn python() -> String {
     std::env::var("CTT_PYTHON").unwrap_or_else(|_| {
-        if Path::new("/opt/ctt-venv/bin/python").exists() {
-            "/opt/ctt-venv/bin/python".into()
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+        if Path::new(venv).exists() {
+            venv.into()
         } else {
             "python3".into()
         }
