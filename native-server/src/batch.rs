@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use crate::error::{NativeError, Result};
 use crate::input::{gather, is_zip, list_files};
 use crate::jobs::{Counts, Job, JobStore, NewJob, Outcome, SqliteJobStore};
+use crate::output::OutputOptions;
 use crate::progress::{BarProgress, overall_style};
 use crate::runner::{Placement, recover, run_job};
 use crate::worklist;
@@ -48,6 +49,10 @@ pub struct BatchOptions {
     pub analysis: AnalysisOptions,
     /// Draw progress bars on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// How result folders are written (de-identification). With
+    /// de-identification, result folders are named by job id
+    /// (`series/<job id>`) instead of source and series UID.
+    pub output: OutputOptions,
 }
 
 impl Default for BatchOptions {
@@ -57,6 +62,7 @@ impl Default for BatchOptions {
             selected_only: false,
             analysis: AnalysisOptions::default(),
             progress: true,
+            output: OutputOptions::default(),
         }
     }
 }
@@ -217,11 +223,14 @@ pub fn jobs_of_source(src: &Source, selected_only: bool, opts: &AnalysisOptions)
     keys.into_iter().map(|k| job(Some(k))).collect()
 }
 
-/// Where a batch job's result goes: `OUT/series/<source>--<series>`.
-pub fn placement(out: &Path, job: &Job) -> Placement {
+/// Where a batch job's result goes: `OUT/series/<source>--<series>`, or
+/// `OUT/series/<job id>` when the results are `deidentified` (the source
+/// name and the Series Instance UID would identify them).
+pub fn placement(out: &Path, job: &Job, deidentified: bool) -> Placement {
     // The dedup key is `<source>\u{1f}<series>` (see `jobs_of_source`).
     let key = job.dedup_key.as_deref().unwrap_or(&job.id);
     let name = match key.split_once('\u{1f}') {
+        _ if deidentified => slug(&job.id),
         Some((rel, "")) => slug(rel),
         Some((rel, series)) => format!("{}--{}", slug(rel), slug(series)),
         None => slug(key),
@@ -267,7 +276,8 @@ pub fn run(
 
     // 1. Recover what a killed run left running.
     let out_buf = out.to_path_buf();
-    let place = move |j: &Job| placement(&out_buf, j);
+    let deidentified = opts.output.deidentify.is_some();
+    let place = move |j: &Job| placement(&out_buf, j, deidentified);
     let (adopted, requeued) = recover(&store, &place)?;
     summary.adopted = adopted;
     summary.requeued = requeued;
@@ -319,11 +329,12 @@ pub fn run(
             let bar = multi.insert_before(&overall, ProgressBar::new(0));
             let progress = BarProgress::new(bar);
             progress.bar().set_prefix(bar_name(&job.label));
-            let p = placement(out, &job);
+            let p = placement(out, &job, deidentified);
             let outcome = run_job(
                 &store,
                 &job,
                 &opts.analysis,
+                &opts.output,
                 classifier.as_ref(),
                 &p,
                 &progress,

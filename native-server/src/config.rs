@@ -13,6 +13,8 @@
 //! max_body_mb = 2048
 //! max_instances = 5000
 //! max_queued = 1000
+//! deidentify = false
+//! deid_key_file = "/etc/ct-triage/deid.key"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -62,6 +64,14 @@ pub struct ServerConfig {
     /// Keep input files after a job finished. Default false (inputs are deleted
     /// once analysed and forwarded).
     pub keep_inputs: bool,
+    /// De-identify every result (report, SR, SEG, key images; DICOM PS3.15
+    /// Basic Profile) and write `deidentification.json` beside the report, as
+    /// `ct-triage analyze --deidentify` does. Default false. Cannot be combined
+    /// with `forward_inputs` (that would send the identified originals).
+    pub deidentify: bool,
+    /// Secret key of de-identification (created with a random key if
+    /// missing). Default `<data_dir>/deid.key`.
+    pub deid_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +94,8 @@ impl Default for ServerConfig {
             max_associations: 16,
             audit_log: None,
             keep_inputs: false,
+            deidentify: false,
+            deid_key_file: None,
         }
     }
 }
@@ -116,8 +128,22 @@ impl ServerConfig {
         if !(self.quiet_seconds.is_finite() && self.quiet_seconds >= 0.0) {
             return bad("quiet_seconds must be ≥ 0".into());
         }
+        if self.deidentify && self.forward_inputs {
+            return bad(
+                "forward_inputs sends the original, identified instances: it cannot be combined \
+                 with deidentify"
+                    .into(),
+            );
+        }
         self.destination()?;
         Ok(())
+    }
+
+    /// The de-identification key file.
+    pub fn deid_key_path(&self) -> PathBuf {
+        self.deid_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("deid.key"))
     }
 
     /// The parsed forwarding destination.

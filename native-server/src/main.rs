@@ -23,7 +23,7 @@ use ct_triage_native::batch::{self, BatchOptions};
 use ct_triage_native::config::ServerConfig;
 use ct_triage_native::input::gather;
 use ct_triage_native::model::{self, ModelChoice};
-use ct_triage_native::output::write_analysis;
+use ct_triage_native::output::{DeidKey, OutputOptions, write_analysis};
 use ct_triage_native::progress::BarProgress;
 use ct_triage_native::render::{inspect_text, report_text};
 use ct_triage_native::runner::analyze_paths;
@@ -57,7 +57,7 @@ enum Command {
         #[arg(long)]
         series: Option<String>,
     },
-    /// Analyse one series: write DIR/report.json and DIR/key-images/*.png.
+    /// Analyse one series: write DIR/report.json, DIR/key-images/*.png and the DICOM objects.
     Analyze(AnalyzeArgs),
     /// Analyse every study under ROOT in parallel, resumably; write a worklist.
     Batch(BatchArgs),
@@ -105,6 +105,41 @@ struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    deid: DeidArgs,
+}
+
+/// De-identification of the result folder (`analyze`, `batch`).
+#[derive(Args)]
+struct DeidArgs {
+    /// De-identify report.json and the DICOM objects (DICOM PS3.15 Basic
+    /// Profile: UIDs replaced, patient ID pseudonymised, names, accession
+    /// number and other identifying attributes removed, dates shifted) and
+    /// write deidentification.json (what was done to each file).
+    #[arg(long)]
+    deidentify: bool,
+    /// Secret key file for --deidentify, created with a random key if missing.
+    /// The same key gives the same replacement UIDs, pseudonyms and date shift
+    /// in every run. Default: a random key per run (analyze), OUT/deid.key (batch).
+    #[arg(long, value_name = "FILE", requires = "deidentify")]
+    deid_key: Option<PathBuf>,
+}
+
+impl DeidArgs {
+    /// The output options; `default_key`: the key file used when none is given
+    /// (`None`: a random key for this run only).
+    fn output(&self, default_key: Option<PathBuf>) -> ct_triage_native::Result<OutputOptions> {
+        if !self.deidentify {
+            return Ok(OutputOptions::default());
+        }
+        let key = match self.deid_key.clone().or(default_key) {
+            Some(path) => DeidKey::load_or_create(&path)?,
+            None => DeidKey::random(),
+        };
+        Ok(OutputOptions {
+            deidentify: Some(key),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -126,6 +161,8 @@ struct BatchArgs {
     /// No progress bars (one line per finished series instead).
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    deid: DeidArgs,
 }
 
 #[derive(Args)]
@@ -218,6 +255,7 @@ fn run(cli: Cli) -> ct_triage_native::Result<ExitCode> {
             let mut opts = BatchOptions {
                 selected_only: b.selected_only,
                 progress: !b.quiet,
+                output: b.deid.output(Some(b.out.join("deid.key")))?,
                 ..BatchOptions::default()
             };
             if let Some(j) = b.jobs {
@@ -249,6 +287,7 @@ fn run(cli: Cli) -> ct_triage_native::Result<ExitCode> {
 }
 
 fn analyze(a: AnalyzeArgs) -> ct_triage_native::Result<ExitCode> {
+    let output = a.deid.output(None)?;
     let classifier = model::load(&ModelChoice::from_arg(a.model))?;
     let mut opts = AnalysisOptions {
         patient: PatientOverrides {
@@ -277,15 +316,21 @@ fn analyze(a: AnalyzeArgs) -> ct_triage_native::Result<ExitCode> {
         Err(e) => return Err(e),
     };
     progress.bar().finish_and_clear();
-    let written = write_analysis(&a.out, &analysis)?;
+    let written = write_analysis(&a.out, &analysis, &output)?;
+    let report = written.report_of(&analysis);
     let summary = format!(
-        "{}\nWrote {} and {} key image(s)\n",
-        report_text(&analysis.report),
+        "{}\nWrote {}{} and {} key image(s)\n",
+        report_text(report),
         written.report.display(),
+        written
+            .deidentification
+            .as_ref()
+            .map(|p| format!(" (de-identified, see {})", p.display()))
+            .unwrap_or_default(),
         written.key_images.len()
     );
     if a.json {
-        println!("{}", analysis.report.to_json());
+        println!("{}", report.to_json());
         eprint!("{summary}");
     } else {
         print!("{summary}");

@@ -7,21 +7,109 @@
 //! report.json                 the report (core's JSON schema)
 //! key-images/finding-N.png    one key image per finding
 //! *.dcm                       DICOM objects (SR, SEG, SC) written by core, forwarded to PACS
+//! deidentification.json       with de-identification: what was done to each file
 //! ```
+//!
+//! With [`OutputOptions::deidentify`], the report and the DICOM objects are
+//! de-identified by core (DICOM PS3.15 Basic Application Level
+//! Confidentiality Profile, core's default options: UIDs replaced, Patient ID
+//! pseudonymised, names, accession number and other identifying attributes
+//! removed, dates shifted) with one key, so the report and the objects agree.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ct_triage_core::pipeline::Analysis;
+use ct_triage_core::report::Report;
+use ct_triage_core::report::dicom::{
+    self, DeidOptions, DeidentificationLog, ExportOptions, UidMapper, deidentify_report,
+};
 
 use crate::error::{NativeError, Result};
 
 /// File name of the report in a result folder.
 pub const REPORT_FILE: &str = "report.json";
 
-/// What [`write_analysis`] wrote (paths inside the folder).
+/// File name of the de-identification log in a de-identified result folder.
+pub const DEID_FILE: &str = "deidentification.json";
+
+/// The secret key of de-identification: the salt of core's UID mapping, from
+/// which replacement UIDs, Patient ID pseudonyms and the date shift are
+/// derived. The same key gives the same replacements in every run (studies
+/// of one patient stay linked); without the key the originals cannot be
+/// confirmed by trying candidates. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeidKey(Vec<u8>);
+
+impl std::fmt::Debug for DeidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeidKey(…)")
+    }
+}
+
+impl DeidKey {
+    /// A fresh random key (not stored: replacements differ in every run).
+    pub fn random() -> Self {
+        let hex: String = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+            .iter()
+            .map(|u| u.simple().to_string())
+            .collect();
+        DeidKey(hex.into_bytes())
+    }
+
+    /// The key in `path` (its content, surrounding white space ignored); when
+    /// the file does not exist, a random key is written to it first
+    /// (owner-only permissions on Unix). A key shorter than 16 bytes is refused.
+    pub fn load_or_create(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            let key = DeidKey::random();
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(|e| NativeError::io(parent, e))?;
+            }
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(mut f) => {
+                    f.write_all(&key.0)
+                        .and_then(|_| f.write_all(b"\n"))
+                        .and_then(|_| f.sync_all())
+                        .map_err(|e| NativeError::io(path, e))?;
+                    tracing::info!(path = %path.display(), "created a de-identification key");
+                }
+                // Created meanwhile by another process: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(NativeError::io(path, e)),
+            }
+        }
+        let bytes = fs::read(path).map_err(|e| NativeError::io(path, e))?;
+        let key = bytes.trim_ascii();
+        if key.len() < 16 {
+            return Err(NativeError::Config(format!(
+                "de-identification key {}: at least 16 bytes required, found {}",
+                path.display(),
+                key.len()
+            )));
+        }
+        Ok(DeidKey(key.to_vec()))
+    }
+}
+
+/// How [`write_analysis`] writes a result folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// De-identify the report and the DICOM objects with this key and write
+    /// `deidentification.json`. Default `None`: written as analysed.
+    pub deidentify: Option<DeidKey>,
+}
+
+/// What [`write_analysis`] wrote (paths inside the folder).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Written {
     /// `report.json`.
     pub report: PathBuf,
@@ -29,6 +117,20 @@ pub struct Written {
     pub key_images: Vec<PathBuf>,
     /// DICOM objects (`*.dcm`): what the server forwards to PACS.
     pub dicom: Vec<PathBuf>,
+    /// `deidentification.json`, when the folder was de-identified.
+    pub deidentification: Option<PathBuf>,
+    /// The de-identified report as written to `report.json`; `None` when the
+    /// report was written as analysed.
+    pub deidentified_report: Option<Report>,
+}
+
+impl Written {
+    /// The report as written: de-identified or the analysis' own.
+    pub fn report_of<'a>(&'a self, analysis: &'a Analysis) -> &'a Report {
+        self.deidentified_report
+            .as_ref()
+            .unwrap_or(&analysis.report)
+    }
 }
 
 /// Write `data` to `path` and flush it to disk.
@@ -49,8 +151,9 @@ fn safe_relative(name: &str) -> Option<&Path> {
 }
 
 /// Write everything `analysis` holds into `dir` (created if missing): the
-/// report, the key images and the DICOM objects. Files are synced to disk.
-pub fn write_analysis(dir: &Path, analysis: &Analysis) -> Result<Written> {
+/// report, the key images and the DICOM objects, de-identified as `opts`
+/// says. Files are synced to disk.
+pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> Result<Written> {
     fs::create_dir_all(dir).map_err(|e| NativeError::io(dir, e))?;
     let mut written = Written::default();
 
@@ -72,14 +175,38 @@ pub fn write_analysis(dir: &Path, analysis: &Analysis) -> Result<Written> {
     // time = now. They are listed in `written.dicom` by `dicom_objects` below.
     // A series that cannot be expressed as DICOM objects (e.g. no Frame of
     // Reference) still gets its report: the failure is logged, not fatal.
-    let objects = ct_triage_core::report::dicom::export(
-        analysis,
-        &ct_triage_core::report::dicom::ExportOptions::default(),
-    )
-    .unwrap_or_else(|e| {
+    // With de-identification, core de-identifies the objects and the report
+    // with one key (same UIDs, pseudonym and date shift in both) and
+    // `deidentification.json` lists what was done to each file.
+    let not_written = |e: ct_triage_core::Error| {
         tracing::warn!(error = %e, "DICOM objects not written");
-        Vec::new()
-    });
+    };
+    let (objects, deidentified) = match &opts.deidentify {
+        None => (
+            dicom::export(analysis, &ExportOptions::default()).unwrap_or_else(|e| {
+                not_written(e);
+                Vec::new()
+            }),
+            None,
+        ),
+        Some(key) => {
+            let d = DeidOptions::default();
+            let mut mapper = UidMapper::new(&key.0);
+            let (objects, mut records) =
+                dicom::export_deidentified(analysis, &ExportOptions::default(), &d, &mut mapper)
+                    .unwrap_or_else(|e| {
+                        not_written(e);
+                        (Vec::new(), Vec::new())
+                    });
+            let (report, mut record) = deidentify_report(&analysis.report, &d, &mut mapper);
+            record.file = Some(REPORT_FILE.to_string());
+            records.insert(0, record);
+            (
+                objects,
+                Some((report, DeidentificationLog::new(&d, records))),
+            )
+        }
+    };
     for o in &objects {
         let rel = safe_relative(&o.file)
             .ok_or_else(|| NativeError::Output(format!("unsafe DICOM name {:?}", o.file)))?;
@@ -92,9 +219,19 @@ pub fn write_analysis(dir: &Path, analysis: &Analysis) -> Result<Written> {
     // ---- end DICOM objects ----
 
     // The report last, so a folder with a report is complete.
+    if let Some((_, log)) = &deidentified {
+        let path = dir.join(DEID_FILE);
+        write_synced(&path, log.to_json().as_bytes())?;
+        written.deidentification = Some(path);
+    }
     let report = dir.join(REPORT_FILE);
-    write_synced(&report, analysis.report.to_json().as_bytes())?;
+    let json = match &deidentified {
+        Some((r, _)) => r.to_json(),
+        None => analysis.report.to_json(),
+    };
+    write_synced(&report, json.as_bytes())?;
     written.report = report;
+    written.deidentified_report = deidentified.map(|(r, _)| r);
     written.dicom.extend(dicom_objects(dir)?);
     Ok(written)
 }

@@ -13,7 +13,7 @@ use ct_triage_core::report::Report;
 use crate::error::{NativeError, Result};
 use crate::input::gather;
 use crate::jobs::{Job, JobState, JobStore, Outcome, Summary};
-use crate::output::{self, REPORT_FILE};
+use crate::output::{self, OutputOptions, REPORT_FILE};
 
 /// Analyse the files under `paths` (folders, zips, files). A panic in the
 /// analysis is contained and returned as [`NativeError::Panic`].
@@ -69,13 +69,16 @@ pub struct Placement {
     pub tmp: PathBuf,
 }
 
-/// Run a claimed job: analyse, write the result into `place.tmp`, publish it
-/// to `place.dest`, then record the outcome (one transaction). Returns the
-/// outcome that was recorded.
+/// Run a claimed job: analyse, write the result into `place.tmp` as `out`
+/// says, publish it to `place.dest`, then record the outcome (one
+/// transaction). The recorded summary is taken from the report as written
+/// (de-identified when `out` de-identifies). Returns the outcome that was
+/// recorded.
 pub fn run_job(
     store: &dyn JobStore,
     job: &Job,
     base: &AnalysisOptions,
+    out: &OutputOptions,
     classifier: &dyn Classifier,
     place: &Placement,
     progress: &dyn Progress,
@@ -89,9 +92,9 @@ pub fn run_job(
             if place.tmp.exists() {
                 std::fs::remove_dir_all(&place.tmp).map_err(|e| NativeError::io(&place.tmp, e))?;
             }
-            output::write_analysis(&place.tmp, &analysis)?;
+            let written = output::write_analysis(&place.tmp, &analysis, out)?;
             output::publish(&place.tmp, &place.dest)?;
-            Ok(Summary::of(&analysis.report))
+            Ok(Summary::of(written.report_of(&analysis)))
         },
     );
     let outcome = match produced {

@@ -54,7 +54,7 @@ use crate::input::{is_zip, list_files};
 use crate::jobs::{Job, JobState, JobStore, NewJob, Outcome, SqliteJobStore};
 use crate::metrics::{HttpLabel, Metrics, ResultLabel, SourceLabel, StateLabel};
 use crate::model::SharedClassifier;
-use crate::output;
+use crate::output::{self, DeidKey, OutputOptions};
 use crate::progress::JobProgress;
 use crate::runner::{Placement, input_paths, recover, run_job};
 use crate::scp::{self, InstanceSink, Peer, Received, ScpOptions};
@@ -122,6 +122,7 @@ pub struct Server {
     pub dirs: Dirs,
     classifier: SharedClassifier,
     analysis: AnalysisOptions,
+    output: OutputOptions,
     running: Mutex<HashMap<String, Arc<JobProgress>>>,
     pending: Mutex<HashMap<String, Pending>>,
     signal: Signal,
@@ -178,6 +179,12 @@ impl Server {
             mkdir(d)?;
         }
         let audit = AuditLog::open(&cfg.audit_path())?;
+        let output = OutputOptions {
+            deidentify: cfg
+                .deidentify
+                .then(|| DeidKey::load_or_create(&cfg.deid_key_path()))
+                .transpose()?,
+        };
         let server = Arc::new(Server {
             cfg,
             store,
@@ -187,6 +194,7 @@ impl Server {
             dirs,
             classifier,
             analysis: AnalysisOptions::default(),
+            output,
             running: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             signal: Signal::default(),
@@ -287,6 +295,7 @@ impl Server {
             self.store.as_ref(),
             job,
             &self.analysis,
+            &self.output,
             self.classifier.as_ref(),
             &place,
             progress.as_ref(),

@@ -11,14 +11,16 @@
 //!   positions match the findings' slices (positions compared with the source
 //!   files read by pydicom) and pixel counts match the masks;
 //! - `dcmdump` of de-identified objects shows no profile attribute with an
-//!   identifying value, and none of the original identifying values;
+//!   identifying value, and none of the original identifying values; the
+//!   same for a result folder written by the native writer with
+//!   de-identification on (objects, `report.json`, `deidentification.json`);
 //! - Orthanc (started here on 127.0.0.1 with a temporary storage) stores the
 //!   source CT, the SR, the SEG and the key images, before and after
 //!   de-identification, as one study each.
 //!
 //! The analysis is lung1 with hand-built findings (see
-//! `core/tests/dicom_fixture`); with the trained model present, the same
-//! checks also run on a real analysis (`real_model_objects_pass_the_readers`).
+//! `core/tests/dicom_fixture`); the same checks also run on a real analysis
+//! with the trained model of `models/` (`real_model_objects_pass_the_readers`).
 
 #[path = "../../core/tests/dicom_fixture/mod.rs"]
 mod dicom_fixture;
@@ -392,15 +394,18 @@ fn sr_and_seg_pass_dcmtk_and_highdicom() {
     check_sr_and_seg(fixture(), dir.path());
 }
 
-/// The model the other engineer trains; the check runs once it is in `models/`.
+/// The trained model shipped in `models/`: a missing model is a failure.
 #[test]
 fn real_model_objects_pass_the_readers() {
     let root = dicom_fixture::repo_root();
     let manifest = root.join("models/ctt-nodule-v1.json");
     let weights = root.join("models/ctt-nodule-v1.safetensors");
-    if !manifest.exists() || !weights.exists() {
-        eprintln!("SKIPPED: models/ctt-nodule-v1.{{json,safetensors}} not present yet");
-        return;
+    for p in [&manifest, &weights] {
+        assert!(
+            p.is_file(),
+            "{} is missing: the model is part of the repository",
+            p.display()
+        );
     }
     real_model::check(&manifest, &weights);
 }
@@ -610,6 +615,194 @@ fn deidentified_objects_show_no_profile_attribute_in_dcmdump() {
     for s in secrets {
         assert!(!json.contains(s), "record leaks {s}");
     }
+}
+
+/// The result folder `ct-triage analyze --deidentify` writes (the native
+/// writer, `output::write_analysis`, with a de-identification key): no
+/// attribute of the profile keeps an identifying value in any `.dcm`
+/// (dcmdump), no original identifying value is left in the objects,
+/// `report.json` or `deidentification.json`, and the report has the UIDs and
+/// pseudonym of the objects.
+#[test]
+fn deidentified_result_folder_keeps_no_original_phi() {
+    use ct_triage_native::output::{self, DeidKey, OutputOptions};
+    let a = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let key = DeidKey::load_or_create(&dir.path().join("deid.key")).unwrap();
+    let opts = OutputOptions {
+        deidentify: Some(key),
+    };
+    let written = output::write_analysis(&out, a, &opts).unwrap();
+    let files: Vec<String> = written
+        .dicom
+        .iter()
+        .map(|p| p.strip_prefix(&out).unwrap().display().to_string())
+        .collect();
+    assert!(
+        files.contains(&"report.sr.dcm".to_string())
+            && files.contains(&"findings.seg.dcm".to_string())
+            && files.iter().any(|f| f.ends_with(".sc.dcm")),
+        "{files:?}"
+    );
+
+    // Every identifying value of the input that the objects or the report carry.
+    let m = &a.series.meta;
+    let mut secrets: Vec<String> = [
+        m.patient_id.clone(),
+        m.patient_name.clone(),
+        m.patient_birth_date.clone(),
+        m.accession_number.clone(),
+        m.referring_physician_name.clone(),
+        m.frame_of_reference_uid.clone(),
+        Some(m.study_instance_uid.clone()),
+        Some(m.series_instance_uid.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| v.len() >= 3)
+    .collect();
+    secrets.extend(a.series.slices.iter().map(|s| s.sop_instance_uid.clone()));
+    secrets.extend(a.report.findings.iter().map(|f| f.tracking_uid.clone()));
+    // (The study date is checked where it is written: a shifted date of
+    // today could meet it by chance elsewhere.)
+    for must in ["ANON-LUNG1", "ACC-LUNG1", "Anonymous^Lung1"] {
+        assert!(
+            secrets.iter().any(|s| s == must),
+            "{must} not in {secrets:?}"
+        );
+    }
+
+    let opts = DeidOptions::default();
+    let mut sr_dump = String::new();
+    let mut seg_dump = String::new();
+    let mut patient_ids = BTreeSet::new();
+    let mut study_uids = BTreeSet::new();
+    for (path, file) in written.dicom.iter().zip(&files) {
+        let mut checked = 0;
+        for (tag, vr, value) in dcmdump_elements(path) {
+            let t = ct_triage_core_tag(&tag);
+            assert!(
+                t.0.is_multiple_of(2),
+                "{file}: private attribute {tag} left"
+            );
+            match tag.as_str() {
+                "0010,0020" => patient_ids.extend(value.clone()),
+                "0020,000D" => study_uids.extend(value.clone()),
+                _ => {}
+            }
+            let Some(row) = deid::profile_row(t) else {
+                continue;
+            };
+            checked += 1;
+            use deid::Action::*;
+            match opts.action_of(row) {
+                X => panic!(
+                    "{file}: {tag} {} must be removed, dcmdump shows {value:?}",
+                    row.name
+                ),
+                Z => assert!(
+                    value.is_none() || vr == "SQ",
+                    "{file}: {tag} {} must be empty: {value:?}",
+                    row.name
+                ),
+                _ => {}
+            }
+        }
+        let (dump, _) = run("dcmdump", &["-q", "+L", &path.display().to_string()]);
+        for s in &secrets {
+            assert!(
+                !dump.contains(s.as_str()),
+                "{file}: dcmdump still shows {s:?}"
+            );
+        }
+        assert!(
+            dump.contains("(0012,0062) CS [YES]"),
+            "{file}: PatientIdentityRemoved"
+        );
+        assert!(dump.contains("113100"), "{file}: method code");
+        eprintln!("dcmdump {file}: {checked} profile attributes present, none identifying");
+        match file.as_str() {
+            "report.sr.dcm" => sr_dump = dump,
+            "findings.seg.dcm" => seg_dump = dump,
+            _ => {}
+        }
+    }
+
+    // report.json: no original value; the objects' UIDs and pseudonym.
+    let text = std::fs::read_to_string(&written.report).unwrap();
+    for s in &secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "report.json still contains {s:?}"
+        );
+    }
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let input = &report["input"];
+    let pid = input["patient_id"].as_str().unwrap();
+    assert!(pid.starts_with("ANON-"), "{pid}");
+    assert_eq!(patient_ids, BTreeSet::from([pid.to_string()]));
+    let study = input["study_instance_uid"].as_str().unwrap();
+    assert_eq!(study_uids, BTreeSet::from([study.to_string()]));
+    assert!(input["accession_number"].is_null());
+    let shifted = input["study_date"].as_str().unwrap();
+    assert_ne!(Some(shifted), m.study_date.as_deref());
+    assert!(sr_dump.contains(&format!("(0008,0020) DA [{shifted}]")));
+    let series = input["series_instance_uid"].as_str().unwrap();
+    assert!(sr_dump.contains(series) && seg_dump.contains(series));
+    for f in report["findings"].as_array().unwrap() {
+        let t = f["tracking_uid"].as_str().unwrap();
+        assert!(
+            sr_dump.contains(t) && seg_dump.contains(t),
+            "tracking UID {t}"
+        );
+    }
+    for k in report["key_images"].as_array().unwrap() {
+        let u = k["sop_instance_uid"].as_str().unwrap();
+        assert!(
+            sr_dump.contains(u),
+            "key image source {u} not referenced by the SR"
+        );
+    }
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "deidentified")
+    );
+
+    // deidentification.json: one record per file, no original value, no date shift.
+    let log_path = written.deidentification.clone().unwrap();
+    assert_eq!(log_path, out.join("deidentification.json"));
+    let log_text = std::fs::read_to_string(&log_path).unwrap();
+    for s in &secrets {
+        assert!(
+            !log_text.contains(s.as_str()),
+            "deidentification.json leaks {s:?}"
+        );
+    }
+    let log: serde_json::Value = serde_json::from_str(&log_text).unwrap();
+    let mut logged: Vec<String> = log["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["date_shift_days"].is_null(), "date shift disclosed");
+            assert!(!r["actions"].as_array().unwrap().is_empty());
+            r["file"].as_str().unwrap().to_string()
+        })
+        .collect();
+    logged.sort();
+    let mut expected = files.clone();
+    expected.push("report.json".into());
+    expected.sort();
+    assert_eq!(logged, expected);
+    eprintln!(
+        "result folder: {} objects, report.json and deidentification.json free of {} original values",
+        files.len(),
+        secrets.len()
+    );
 }
 
 /// `GGGG,EEEE` as a tag (the type re-exported by the core's deid module).

@@ -336,6 +336,31 @@ fn config_file_is_read_and_checked() {
         ServerConfig::default().validate().is_err(),
         "a token file is required"
     );
+    let identified_inputs = ServerConfig {
+        token_file: Some("t".into()),
+        deidentify: true,
+        forward_inputs: true,
+        ..ServerConfig::default()
+    };
+    assert!(
+        identified_inputs.validate().is_err(),
+        "de-identified results with the identified inputs forwarded are refused"
+    );
+}
+
+#[test]
+fn a_deidentifying_server_creates_its_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(server(dir.path(), |c| c.deidentify = true));
+    let path = dir.path().join("data/deid.key");
+    let key = std::fs::read(&path).unwrap();
+    assert!(key.trim_ascii().len() >= 16);
+    drop(server(dir.path(), |c| c.deidentify = true));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        key,
+        "the key is kept across restarts"
+    );
 }
 
 #[tokio::test]

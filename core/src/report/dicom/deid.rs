@@ -45,12 +45,21 @@ use super::deid_table::TABLE_E1_1;
 use super::uid::{self, UidMapper};
 use super::{civil_from_days, days_from_civil, parse_da};
 use crate::error::{Error, Result};
+use crate::ingest::{Severity, Warning};
+use crate::report::Report;
 
 /// The tag type of [`profile_row`] (dicom-rs `Tag`, re-exported).
 pub use dicom_core::Tag;
 
 /// Edition of PS3.15 the table was taken from.
 pub const TABLE_EDITION: &str = "2026d";
+
+/// The profile applied, as named in every [`DeidRecord`].
+pub const PROFILE_NAME: &str =
+    "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile";
+
+/// Schema identifier of [`DeidentificationLog`]; bumped on incompatible changes.
+pub const DEID_LOG_SCHEMA: &str = "ct-triage/deidentification/v1";
 
 /// An action code of Table E.1-1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -497,7 +506,7 @@ pub struct DeidRecord {
     pub method_codes: Vec<String>,
     /// Days every date was shifted by (Modified Dates option).
     pub date_shift_days: Option<i32>,
-    /// New SOP Instance UID.
+    /// New SOP Instance UID (empty for a report, see [`deidentify_report`]).
     pub sop_instance_uid: String,
     /// Every element changed.
     pub actions: Vec<AppliedAction>,
@@ -539,17 +548,7 @@ pub fn deidentify(
     o: &DeidOptions,
     mapper: &mut UidMapper,
 ) -> Result<DeidRecord> {
-    let shift = match o.dates {
-        DatePolicy::Modified {
-            shift_days: Some(d),
-        } => Some(d),
-        DatePolicy::Modified { shift_days: None } => {
-            let h = mapper.derive("date-shift", b"");
-            let n = u64::from_le_bytes(h[..8].try_into().unwrap_or([0; 8]));
-            Some(-(365 + (n % 3285) as i32))
-        }
-        _ => None,
-    };
+    let shift = date_shift(o, mapper);
     let mut warnings = Vec::new();
     if build::string(f, tags::BURNED_IN_ANNOTATION).is_some_and(|v| v != "NO")
         || (f.get(tags::PIXEL_DATA).is_some()
@@ -583,13 +582,12 @@ pub fn deidentify(
         ),
     ];
     let mut code_items = vec![build::code_item(&codes::DEID_BASIC_PROFILE)];
-    let mut method_codes = vec![code_text(&codes::DEID_BASIC_PROFILE)];
     for opt in &ctx.enabled {
         let c = opt.code();
         method.push(c.meaning.chars().take(64).collect());
         code_items.push(build::code_item(&c));
-        method_codes.push(code_text(&c));
     }
+    let method_codes = method_codes(&ctx.enabled);
     put_strs(obj, tags::DEIDENTIFICATION_METHOD, VR::LO, &method);
     put_seq(obj, tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE, code_items);
     let temporal = match o.dates {
@@ -626,7 +624,7 @@ pub fn deidentify(
     }
     Ok(DeidRecord {
         file: None,
-        profile: "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile".into(),
+        profile: PROFILE_NAME.into(),
         table_edition: TABLE_EDITION.into(),
         options: ctx.enabled.clone(),
         method_codes,
@@ -640,6 +638,38 @@ pub fn deidentify(
 
 fn code_text(c: &Code) -> String {
     format!("{} {} {}", c.value, c.scheme, c.meaning)
+}
+
+/// The De-identification Method Code Sequence as text (`value scheme meaning`).
+fn method_codes(enabled: &[ProfileOption]) -> Vec<String> {
+    std::iter::once(code_text(&codes::DEID_BASIC_PROFILE))
+        .chain(enabled.iter().map(|o| code_text(&o.code())))
+        .collect()
+}
+
+/// Days every date is shifted by under `o` (Modified Dates), derived from the
+/// mapper's salt unless given.
+fn date_shift(o: &DeidOptions, mapper: &UidMapper) -> Option<i32> {
+    match o.dates {
+        DatePolicy::Modified {
+            shift_days: Some(d),
+        } => Some(d),
+        DatePolicy::Modified { shift_days: None } => {
+            let h = mapper.derive("date-shift", b"");
+            let n = u64::from_le_bytes(h[..8].try_into().unwrap_or([0; 8]));
+            Some(-(365 + (n % 3285) as i32))
+        }
+        _ => None,
+    }
+}
+
+/// The replacement Patient ID: the one of the options, or `ANON-` + 12 hex
+/// digits derived from the original and the salt.
+fn pseudonym(o: &DeidOptions, mapper: &UidMapper, original: &str) -> String {
+    o.patient_id.clone().unwrap_or_else(|| {
+        let h = mapper.derive("patient-id", original.as_bytes());
+        format!("ANON-{}", &uid::hex(&h)[..12].to_uppercase())
+    })
 }
 
 struct Ctx<'a> {
@@ -715,10 +745,7 @@ fn process(obj: &mut Obj, path: &str, mode: Mode, ctx: &mut Ctx) {
         }
         if t == tags::PATIENT_ID && path.is_empty() {
             let original = build::string(obj, t).unwrap_or_default();
-            let v = ctx.o.patient_id.clone().unwrap_or_else(|| {
-                let h = ctx.mapper.derive("patient-id", original.as_bytes());
-                format!("ANON-{}", &uid::hex(&h)[..12].to_uppercase())
-            });
+            let v = pseudonym(ctx.o, ctx.mapper, &original);
             put_str(obj, t, VR::LO, &v);
             ctx.record(&here, "Patient ID", "P", "Z/D");
             continue;
@@ -931,7 +958,7 @@ fn shift_date(v: &str, days: i32) -> Option<String> {
 
 /// Identifying values of the data set, to scrub from free text.
 fn identifiers(obj: &Obj) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut values = Vec::new();
     for t in [
         tags::PATIENT_NAME,
         tags::PATIENT_ID,
@@ -954,21 +981,28 @@ fn identifiers(obj: &Obj) -> Vec<String> {
         tags::NAME_OF_PHYSICIANS_READING_STUDY,
         tags::REQUESTING_PHYSICIAN,
     ] {
-        let Some(vals) = obj
+        if let Some(vals) = obj
             .get(t)
             .and_then(|e| e.to_multi_str().ok().map(|v| v.to_vec()))
-        else {
-            continue;
-        };
-        for v in vals {
-            let v = v.trim().to_string();
-            if v.len() >= 3 {
-                out.push(v.clone());
-            }
-            for part in v.split(['^', '=', ' ', ',']) {
-                if part.trim().len() >= 3 {
-                    out.push(part.trim().to_string());
-                }
+        {
+            values.extend(vals);
+        }
+    }
+    identifier_words(values)
+}
+
+/// Identifying values and their parts (name components, words) of at least
+/// three characters, longest first: what [`scrub`] looks for.
+fn identifier_words(values: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in values {
+        let v = v.trim().to_string();
+        if v.len() >= 3 {
+            out.push(v.clone());
+        }
+        for part in v.split(['^', '=', ' ', ',']) {
+            if part.trim().len() >= 3 {
+                out.push(part.trim().to_string());
             }
         }
     }
@@ -1011,6 +1045,355 @@ fn scrub(text: &str, ids: &[String]) -> String {
         s = out;
     }
     s
+}
+
+// ---------------------------------------------------------------- the report
+
+/// De-identify a [`Report`] as [`deidentify`] treats the DICOM objects written
+/// from it: with the same options and a mapper with the same salt, the
+/// report's UIDs, Patient ID and study date equal those of the de-identified
+/// SR, SEG and key images (UID mapping, pseudonym and date shift depend only
+/// on the salt, not on the order of the calls). Each field goes through the
+/// row of Table E.1-1 of the attribute it was read from:
+///
+/// | field | default treatment |
+/// |---|---|
+/// | `input.study_instance_uid`, `input.series_instance_uid` (and the UID in `input.series_key`), `findings[].tracking_uid`, `key_images[].sop_instance_uid` | mapped with `mapper` (`U`; kept with Retain UIDs) |
+/// | `input.patient_id` | the pseudonym Patient ID gets in the objects |
+/// | `input.accession_number` | removed (`Z`) |
+/// | `input.study_date` | shifted by the run's offset (`C`, Modified Dates); removed with [`DatePolicy::Remove`], kept with [`DatePolicy::Full`] |
+/// | `warnings[].message`, `exam.inconclusive_reason`, `exam.triage_reasons[]` | scrubbed of the patient ID and accession number; UIDs in the text mapped |
+/// | `patient.age_years` | whole years, 90 for 90 and above (exact with Retain Patient Characteristics) |
+/// | everything else | kept: measurements, findings, model, manufacturer and kernel (not in the table), sex and history (inputs of the Brock probability the report gives) |
+///
+/// The report gets the `deidentified` warning (info). The returned record
+/// names JSON paths (`input.patient_id`, `findings[0].tracking_uid`), has no
+/// original value, and an empty `sop_instance_uid`; set its `file`.
+pub fn deidentify_report(
+    report: &Report,
+    o: &DeidOptions,
+    mapper: &mut UidMapper,
+) -> (Report, DeidRecord) {
+    let enabled = o.enabled();
+    let shift = date_shift(o, mapper);
+    let ids = identifier_words(
+        [&report.input.patient_id, &report.input.accession_number]
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    let mut c = ReportCtx {
+        o,
+        enabled,
+        mapper,
+        shift,
+        ids,
+        actions: Vec::new(),
+    };
+    let mut r = report.clone();
+
+    let i = &mut r.input;
+    c.uid(
+        &mut i.study_instance_uid,
+        tags::STUDY_INSTANCE_UID,
+        "input.study_instance_uid",
+    );
+    let series = i.series_instance_uid.clone();
+    c.uid(
+        &mut i.series_instance_uid,
+        tags::SERIES_INSTANCE_UID,
+        "input.series_instance_uid",
+    );
+    if i.series_instance_uid != series {
+        // `UID` or `UID#n` (a split series).
+        let (uid_part, rest) = match i.series_key.split_once('#') {
+            Some((u, n)) => (u.to_string(), format!("#{n}")),
+            None => (i.series_key.clone(), String::new()),
+        };
+        i.series_key = format!("{}{rest}", c.mapper.map(&uid_part));
+        c.record("input.series_key", "Series Instance UID", "U", "U");
+    }
+    if let Some(id) = &i.patient_id {
+        i.patient_id = Some(pseudonym(o, c.mapper, id.trim_end_matches(['\0', ' '])));
+        c.record("input.patient_id", "Patient ID", "P", "Z/D");
+    }
+    c.text_field(
+        &mut i.accession_number,
+        tags::ACCESSION_NUMBER,
+        VR::SH,
+        "input.accession_number",
+    );
+    c.text_field(
+        &mut i.study_date,
+        tags::STUDY_DATE,
+        VR::DA,
+        "input.study_date",
+    );
+    c.text_field(
+        &mut i.manufacturer,
+        tags::MANUFACTURER,
+        VR::LO,
+        "input.manufacturer",
+    );
+    c.text_field(
+        &mut i.convolution_kernel,
+        tags::CONVOLUTION_KERNEL,
+        VR::SH,
+        "input.convolution_kernel",
+    );
+
+    for (n, f) in r.findings.iter_mut().enumerate() {
+        c.uid(
+            &mut f.tracking_uid,
+            tags::TRACKING_UID,
+            &format!("findings[{n}].tracking_uid"),
+        );
+    }
+    for (n, k) in r.key_images.iter_mut().enumerate() {
+        c.uid(
+            &mut k.sop_instance_uid,
+            tags::REFERENCED_SOP_INSTANCE_UID,
+            &format!("key_images[{n}].sop_instance_uid"),
+        );
+    }
+    for (n, w) in r.warnings.iter_mut().enumerate() {
+        c.free_text(&mut w.message, &format!("warnings[{n}].message"));
+    }
+    if let Some(reason) = &mut r.exam.inconclusive_reason {
+        c.free_text(reason, "exam.inconclusive_reason");
+    }
+    for (n, t) in r.exam.triage_reasons.iter_mut().enumerate() {
+        c.free_text(t, &format!("exam.triage_reasons[{n}]"));
+    }
+
+    let mut warnings = Vec::new();
+    if !o.retain_patient_characteristics {
+        let age = r.patient.age_years;
+        r.patient.age_years = if age.is_finite() {
+            age.floor().clamp(0.0, 90.0)
+        } else {
+            age
+        };
+        c.record("patient.age_years", "Patient's Age", "C", "X (P:K)");
+        warnings.push(
+            "the report keeps the patient's sex and age (whole years, 90 for 90 and above): \
+             they are inputs of the Brock probability it gives"
+                .to_string(),
+        );
+    }
+
+    let options: Vec<&str> = c.enabled.iter().map(|p| p.code().meaning).collect();
+    r.warnings.push(Warning::new(
+        "deidentified",
+        Severity::Info,
+        format!(
+            "de-identified with the {PROFILE_NAME} (table {TABLE_EDITION}){}",
+            if options.is_empty() {
+                String::new()
+            } else {
+                format!("; options: {}", options.join(", "))
+            }
+        ),
+    ));
+
+    let mut counts = BTreeMap::new();
+    for a in &c.actions {
+        *counts.entry(a.action.clone()).or_insert(0) += 1;
+    }
+    let record = DeidRecord {
+        file: None,
+        profile: PROFILE_NAME.into(),
+        table_edition: TABLE_EDITION.into(),
+        method_codes: method_codes(&c.enabled),
+        options: c.enabled,
+        date_shift_days: shift,
+        sop_instance_uid: String::new(),
+        actions: c.actions,
+        counts,
+        warnings,
+    };
+    (r, record)
+}
+
+/// State of [`deidentify_report`].
+struct ReportCtx<'a> {
+    o: &'a DeidOptions,
+    enabled: Vec<ProfileOption>,
+    mapper: &'a mut UidMapper,
+    shift: Option<i32>,
+    ids: Vec<String>,
+    actions: Vec<AppliedAction>,
+}
+
+impl ReportCtx<'_> {
+    fn record(&mut self, path: &str, name: &str, action: &str, rule: &str) {
+        self.actions.push(AppliedAction {
+            path: path.to_string(),
+            name: name.to_string(),
+            action: action.to_string(),
+            rule: rule.to_string(),
+        });
+    }
+
+    /// The action of the attribute `t` under the options (`K` when not in
+    /// the table), with the alternatives resolved as [`deidentify`] does,
+    /// the rule as recorded and the attribute name.
+    fn action(&self, t: Tag) -> (Action, String, &'static str) {
+        let Some(row) = profile_row(t) else {
+            return (Action::K, String::new(), "");
+        };
+        let a = effective(&self.enabled, row);
+        let rule = if a == row.basic {
+            row.basic.as_str().to_string()
+        } else {
+            format!("{} (option)", a.as_str())
+        };
+        let a = match a {
+            Action::ZD | Action::XD | Action::XZD => Action::D,
+            Action::XZ | Action::XZUStar => Action::Z,
+            a => a,
+        };
+        (a, rule, row.name)
+    }
+
+    /// A UID field: mapped unless the profile keeps it.
+    fn uid(&mut self, v: &mut String, t: Tag, path: &str) {
+        let (a, rule, name) = self.action(t);
+        if matches!(a, Action::U | Action::D) && !self.o.retain_uids {
+            *v = self.mapper.map(v);
+            self.record(path, name, "U", &rule);
+        }
+    }
+
+    /// A text, date or code field of attribute `t` (value representation `vr`).
+    fn text_field(&mut self, v: &mut Option<String>, t: Tag, vr: VR, path: &str) {
+        let Some(val) = v.clone() else { return };
+        let (a, rule, name) = self.action(t);
+        let done = match a {
+            Action::X | Action::Z => {
+                *v = None;
+                a.as_str()
+            }
+            Action::D => {
+                *v = Some(match vr {
+                    VR::DA => "19000101".to_string(),
+                    VR::UI => self.mapper.map(&val),
+                    _ => DUMMY.to_string(),
+                });
+                "D"
+            }
+            Action::U if !self.o.retain_uids => {
+                *v = Some(self.mapper.map(&val));
+                "U"
+            }
+            Action::C if matches!(vr, VR::DA | VR::DT) => match self.shift {
+                Some(days) => {
+                    *v = shift_date(val.trim(), days).filter(|d| !d.is_empty());
+                    "C"
+                }
+                None => return,
+            },
+            Action::C => {
+                *v = Some(scrub(&val, &self.ids));
+                "C"
+            }
+            _ => return,
+        };
+        self.record(path, name, done, &rule);
+    }
+
+    /// Generated text: identifying values scrubbed, UIDs mapped.
+    fn free_text(&mut self, v: &mut String, path: &str) {
+        let mut t = scrub(v, &self.ids);
+        if !self.o.retain_uids {
+            t = map_uids_in_text(&t, self.mapper);
+        }
+        if t != *v {
+            *v = t;
+            self.record(path, "free text", "C", "text");
+        }
+    }
+}
+
+/// Replace every UID in `text` (a run of at least four dot-separated numbers
+/// that is not a well-known UID) through `mapper`.
+fn map_uids_in_text(text: &str, mapper: &mut UidMapper) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String, mapper: &mut UidMapper| {
+        let core = run.trim_matches('.');
+        let parts: Vec<&str> = core.split('.').collect();
+        if parts.len() >= 4 && parts.iter().all(|p| !p.is_empty()) && !uid::is_well_known(core) {
+            let start = run.len() - run.trim_start_matches('.').len();
+            out.push_str(&run[..start]);
+            out.push_str(&mapper.map(core));
+            out.push_str(&run[start + core.len()..]);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in text.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            run.push(ch);
+        } else {
+            flush(&mut run, &mut out, mapper);
+            out.push(ch);
+        }
+    }
+    flush(&mut run, &mut out, mapper);
+    out
+}
+
+/// The de-identification log of one result (`deidentification.json` of the
+/// native adapter): what was done to each file, as [`DeidRecord`]s — tags,
+/// JSON paths and actions, never an original value. The date shift is not
+/// written (with the shifted dates it would give the original dates back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeidentificationLog {
+    /// [`DEID_LOG_SCHEMA`].
+    pub schema: String,
+    /// [`PROFILE_NAME`].
+    pub profile: String,
+    /// Edition of Table E.1-1 applied.
+    pub table_edition: String,
+    /// Options applied.
+    pub options: Vec<ProfileOption>,
+    /// `modified` (shifted by an undisclosed number of days, the same for
+    /// every date of the run), `removed` or `unmodified`.
+    pub dates: String,
+    /// One record per file, in the order written; `date_shift_days` is `null`.
+    pub files: Vec<DeidRecord>,
+}
+
+impl DeidentificationLog {
+    /// The log of records made with the options `o`.
+    pub fn new(o: &DeidOptions, records: Vec<DeidRecord>) -> Self {
+        let dates = match o.dates {
+            DatePolicy::Remove => "removed",
+            DatePolicy::Modified { .. } => "modified",
+            DatePolicy::Full => "unmodified",
+        };
+        DeidentificationLog {
+            schema: DEID_LOG_SCHEMA.into(),
+            profile: PROFILE_NAME.into(),
+            table_edition: TABLE_EDITION.into(),
+            options: o.enabled(),
+            dates: dates.into(),
+            files: records
+                .into_iter()
+                .map(|mut r| {
+                    r.date_shift_days = None;
+                    r
+                })
+                .collect(),
+        }
+    }
+
+    /// The log as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
 }
 
 #[cfg(test)]
@@ -1060,6 +1443,180 @@ mod tests {
             "Patient [removed] scanned"
         );
         assert_eq!(scrub("ANONYMIZED", &ids), "ANONYMIZED");
+    }
+
+    /// A report with identifying values everywhere the pipeline puts them.
+    fn identifying_report() -> Report {
+        let finding = serde_json::json!({
+            "id": 1, "tracking_uid": "1.2.3.4.7", "kind": "nodule",
+            "center_lps_mm": [1.0, 2.0, 3.0], "center_voxel_xyz": [10.0, 20.0, 5.0],
+            "slice_index": 5, "diameter_mm": 8.0, "long_axis_mm": 9.0, "short_axis_mm": 7.0,
+            "volume_mm3": 250.0, "mean_hu": 20.0, "type": "solid", "solid_component_mm": null,
+            "location": {"side": "right", "zone": "upper", "upper_lobe": true, "juxtapleural": false},
+            "nodule_probability": 0.9, "malignancy_probability": 0.3, "spiculation_probability": null,
+            "brock_probability": 0.1, "lung_rads": "4A", "lung_rads_reason": "solid 8–15 mm",
+            "suspicion": 0.5, "axes_lps_mm": [[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]
+        });
+        serde_json::from_value(serde_json::json!({
+            "schema": crate::report::REPORT_SCHEMA,
+            "generator": {"name": "ct-triage", "version": "0"},
+            "model": {"name": "m", "version": "1", "sha256": "00", "runtime": "test"},
+            "input": {
+                "study_instance_uid": "1.2.3.4.5", "series_instance_uid": "1.2.3.4.6",
+                "series_key": "1.2.3.4.6#2", "modality": "CT", "study_date": "20200315",
+                "accession_number": "ACC-999", "patient_id": "PAT-12345", "files": 3,
+                "skipped_files": 0, "size_xyz": [2, 2, 3], "spacing_mm": [1.0, 1.0, 1.0],
+                "slice_thickness_mm": 1.0, "transfer_syntaxes": ["1.2.840.10008.1.2.1"],
+                "manufacturer": "ACME", "convolution_kernel": "B30f"
+            },
+            "patient": {"age_years": 93.6, "age_source": "dicom", "female": true,
+                        "sex_source": "dicom", "family_history": false, "emphysema": false,
+                        "history_source": "default"},
+            "warnings": [{"code": "series_not_found", "severity": "warning",
+                          "message": "requested series 1.2.3.4.6 (PAT-12345) is not in the input; 2.5 mm."}],
+            "lungs": null,
+            "candidates": {"detected": 1, "classified": 1, "accepted": 1, "threshold": 0.5},
+            "findings": [finding],
+            "exam": {"lung_rads": "4A", "triage_priority": "priority", "triage_score": 0.5,
+                     "triage_reasons": ["Lung-RADS 4A"], "nodule_count": 1, "inconclusive_reason": null},
+            "key_images": [{"finding_id": 1, "file": "key-images/finding-1.png", "slice_index": 5,
+                            "sop_instance_uid": "1.2.3.4.8"}],
+            "timings_ms": {},
+            "disclaimer": crate::report::DISCLAIMER
+        }))
+        .unwrap()
+    }
+
+    /// A data set with the report's identifying attributes, de-identified.
+    fn deidentified_object(o: &DeidOptions, salt: &str) -> Obj {
+        let mut obj = Obj::new_empty();
+        put_str(
+            &mut obj,
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            "1.2.840.10008.5.1.4.1.1.88.34",
+        );
+        put_str(&mut obj, tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.9");
+        put_str(&mut obj, tags::PATIENT_ID, VR::LO, "PAT-12345");
+        put_str(&mut obj, tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+        put_str(&mut obj, tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4.6");
+        put_str(&mut obj, tags::STUDY_DATE, VR::DA, "20200315");
+        put_str(&mut obj, tags::ACCESSION_NUMBER, VR::SH, "ACC-999");
+        put_str(&mut obj, tags::TRACKING_UID, VR::UI, "1.2.3.4.7");
+        let mut f = build::to_file(obj, "test").unwrap();
+        deidentify(&mut f, o, &mut UidMapper::new(salt)).unwrap();
+        f.into_inner()
+    }
+
+    #[test]
+    fn report_is_deidentified_like_the_objects() {
+        let report = identifying_report();
+        let o = DeidOptions::default();
+        let (r, rec) = deidentify_report(&report, &o, &mut UidMapper::new("salt"));
+        // No original identifying value left anywhere in the JSON.
+        let json = r.to_json();
+        for secret in ["PAT-12345", "ACC-999", "1.2.3.4.", "20200315"] {
+            assert!(
+                !json.contains(secret),
+                "report still contains {secret}:\n{json}"
+            );
+        }
+        // The same values as the DICOM objects de-identified with the same salt.
+        let obj = deidentified_object(&o, "salt");
+        let s = |t| build::string(&obj, t);
+        assert_eq!(r.input.patient_id, s(tags::PATIENT_ID));
+        assert_eq!(
+            Some(r.input.study_instance_uid.clone()),
+            s(tags::STUDY_INSTANCE_UID)
+        );
+        assert_eq!(
+            Some(r.input.series_instance_uid.clone()),
+            s(tags::SERIES_INSTANCE_UID)
+        );
+        assert_eq!(
+            r.input.series_key,
+            format!("{}#2", r.input.series_instance_uid)
+        );
+        assert_eq!(r.input.study_date, s(tags::STUDY_DATE));
+        assert_eq!(
+            Some(r.findings[0].tracking_uid.clone()),
+            s(tags::TRACKING_UID)
+        );
+        assert_eq!(r.input.accession_number, None);
+        assert!(s(tags::ACCESSION_NUMBER).is_none_or(|v| v.is_empty()));
+        assert_eq!(
+            r.key_images[0].sop_instance_uid,
+            UidMapper::new("salt").map("1.2.3.4.8")
+        );
+        // Text: UIDs mapped, identifiers scrubbed, other numbers kept.
+        assert_eq!(
+            r.warnings[0].message,
+            format!(
+                "requested series {} ([removed]) is not in the input; 2.5 mm.",
+                r.input.series_instance_uid
+            )
+        );
+        assert_eq!(r.warnings.last().unwrap().code, "deidentified");
+        // Kept: measurements, findings, device; age coarsened.
+        assert_eq!(r.findings[0].diameter_mm, 8.0);
+        assert_eq!(r.input.manufacturer.as_deref(), Some("ACME"));
+        assert_eq!(r.patient.age_years, 90.0);
+        // The record names paths, never values.
+        let rec_json = serde_json::to_string(&rec).unwrap();
+        for secret in ["PAT-12345", "ACC-999", "1.2.3.4.", "20200315"] {
+            assert!(!rec_json.contains(secret), "record contains {secret}");
+        }
+        let paths: Vec<&str> = rec.actions.iter().map(|a| a.path.as_str()).collect();
+        for p in [
+            "input.study_instance_uid",
+            "input.series_key",
+            "input.patient_id",
+            "input.accession_number",
+            "input.study_date",
+            "findings[0].tracking_uid",
+            "key_images[0].sop_instance_uid",
+            "warnings[0].message",
+        ] {
+            assert!(paths.contains(&p), "{p} not recorded: {paths:?}");
+        }
+        // The log leaves the date shift out.
+        assert!(rec.date_shift_days.is_some());
+        let log = DeidentificationLog::new(&o, vec![rec]);
+        assert!(log.files.iter().all(|r| r.date_shift_days.is_none()));
+        assert_eq!(log.dates, "modified");
+    }
+
+    #[test]
+    fn report_options_follow_the_profile() {
+        let report = identifying_report();
+        let o = DeidOptions::default()
+            .dates(DatePolicy::Remove)
+            .retain_uids(true)
+            .retain_patient_characteristics(true);
+        let (r, _) = deidentify_report(&report, &o, &mut UidMapper::new("x"));
+        assert_eq!(r.input.study_date, None);
+        assert_eq!(r.input.study_instance_uid, "1.2.3.4.5");
+        assert_eq!(r.input.series_key, "1.2.3.4.6#2");
+        assert_eq!(r.patient.age_years, 93.6);
+        assert!(r.input.patient_id.as_deref().unwrap().starts_with("ANON-"));
+        let full = DeidOptions::default().dates(DatePolicy::Full);
+        let (r, _) = deidentify_report(&report, &full, &mut UidMapper::new("x"));
+        assert_eq!(r.input.study_date.as_deref(), Some("20200315"));
+        // Another salt, other UIDs and pseudonym.
+        let (a, _) = deidentify_report(&report, &DeidOptions::default(), &mut UidMapper::new("x"));
+        let (b, _) = deidentify_report(&report, &DeidOptions::default(), &mut UidMapper::new("y"));
+        assert_ne!(a.input.study_instance_uid, b.input.study_instance_uid);
+        assert_ne!(a.input.patient_id, b.input.patient_id);
+    }
+
+    #[test]
+    fn uids_in_text_are_mapped() {
+        let mut m = UidMapper::new("t");
+        let x = m.map("1.2.3.4");
+        assert_eq!(
+            map_uids_in_text("a 1.2.3.4. b 1.2.840.10008.1.2 c 0.1.0 d 2.5", &mut m),
+            format!("a {x}. b 1.2.840.10008.1.2 c 0.1.0 d 2.5")
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! the content date/time is the one time-dependent input and defaults to now.
 //!
 //! [`export`] writes all three with the SR referencing the SEG's segments;
-//! [`export_deidentified`] also runs them through [`deid::deidentify`].
+//! [`export_deidentified`] also runs them through [`deid::deidentify`], and
+//! [`deid::deidentify_report`] gives the matching de-identified report (same
+//! options and salt: same UIDs, pseudonym and date shift as the objects).
 //!
 //! ```no_run
 //! # fn analysis() -> ct_triage_core::pipeline::Analysis { unimplemented!() }
@@ -38,7 +40,10 @@ pub mod uid;
 
 use serde::{Deserialize, Serialize};
 
-pub use deid::{DatePolicy, DeidOptions, DeidRecord, deidentify, deidentify_bytes};
+pub use deid::{
+    DatePolicy, DeidOptions, DeidRecord, DeidentificationLog, deidentify, deidentify_bytes,
+    deidentify_report,
+};
 pub use sc::{ScOptions, key_image_objects};
 pub use seg::{SegOptions, segmentation};
 pub use sr::{SegmentationRef, SrOptions, measurement_report};
