@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-run throughput of `ct-triage batch` on N copies of sample-dicom/lung1:
-# series per hour with --jobs 1 and --jobs 2, and peak memory of one analysis
-# (GNU time's maximum resident set size). Prints a Markdown table.
+# series per hour on 1 core (taskset -c 0, --jobs 1) and on 2 cores
+# (taskset -c 0,1, --jobs 2), and peak memory (GNU time's maximum resident set
+# size). Prints a Markdown table. Run it on an otherwise idle machine.
 #
 #   tests/e2e/server_bench.sh [N=8]      (CTT_BIN=... to use another binary)
 set -euo pipefail
@@ -19,16 +20,17 @@ measure() { # $1 = label, rest = command; prints "wall_s cpu_s maxrss_kb"
     read -r wall user sys rss <"$WORK/time"
     echo "$wall $(python3 -c "print(round($user+$sys,2))") $rss"
 }
-read -r w1 c1 r1 <<<"$(measure jobs1 "$BIN" batch "$WORK/root" --out "$WORK/out1" --jobs 1 --quiet)"
-read -r w2 c2 r2 <<<"$(measure jobs2 "$BIN" batch "$WORK/root" --out "$WORK/out2" --jobs 2 --quiet)"
-read -r wa ca ra <<<"$(measure one "$BIN" analyze "$ROOT/sample-dicom/lung1" --out "$WORK/one" --quiet)"
+command -v taskset >/dev/null || { echo "FAIL: taskset (util-linux) is not installed" >&2; exit 1; }
+read -r w1 c1 r1 <<<"$(RAYON_NUM_THREADS=1 measure core1 taskset -c 0 "$BIN" batch "$WORK/root" --out "$WORK/out1" --jobs 1 --quiet)"
+read -r w2 c2 r2 <<<"$(RAYON_NUM_THREADS=2 measure core2 taskset -c 0,1 "$BIN" batch "$WORK/root" --out "$WORK/out2" --jobs 2 --quiet)"
+read -r wa ca ra <<<"$(measure one taskset -c 0,1 "$BIN" analyze "$ROOT/sample-dicom/lung1" --out "$WORK/one" --quiet)"
 python3 - "$N" "$w1" "$c1" "$r1" "$w2" "$c2" "$r2" "$wa" "$ca" "$ra" <<'PY'
 import sys
 n = int(sys.argv[1]); w1, c1, r1, w2, c2, r2, wa, ca, ra = map(float, sys.argv[2:])
 print(f"| run | wall s | CPU s | series/hour | peak RSS MB |")
 print(f"|---|---|---|---|---|")
-print(f"| batch --jobs 1, {n} series | {w1:.1f} | {c1:.1f} | {3600*n/w1:.0f} | {r1/1024:.0f} |")
-print(f"| batch --jobs 2, {n} series | {w2:.1f} | {c2:.1f} | {3600*n/w2:.0f} | {r2/1024:.0f} |")
-print(f"| analyze, 1 series | {wa:.1f} | {ca:.1f} | | {ra/1024:.0f} |")
-print(f"\nscaling 1 → 2 jobs: {w1/w2:.2f}x; load average now: {open('/proc/loadavg').read().split()[0]}")
+print(f"| batch, 1 core (--jobs 1), {n} series | {w1:.1f} | {c1:.1f} | {3600*n/w1:.0f} | {r1/1024:.0f} |")
+print(f"| batch, 2 cores (--jobs 2), {n} series | {w2:.1f} | {c2:.1f} | {3600*n/w2:.0f} | {r2/1024:.0f} |")
+print(f"| analyze, 1 series, 2 cores | {wa:.1f} | {ca:.1f} | | {ra/1024:.0f} |")
+print(f"\nscaling 1 → 2 cores: {w1/w2:.2f}x; load average now: {open('/proc/loadavg').read().split()[0]}")
 PY
