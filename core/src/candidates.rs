@@ -185,7 +185,16 @@ fn dog_extrema(
     min_response: f32,
     region: &Array3<u8>,
 ) -> Vec<Candidate> {
-    let gs: Vec<Array3<f32>> = sigmas_vox.iter().map(|&s| gaussian3(v, [s; 3])).collect();
+    // Gaussian scale space built incrementally: G(σ_i+1) = G(σ_i) ∗ g(√(σ_i+1² − σ_i²)),
+    // so each level needs only the narrower difference kernel.
+    let mut gs: Vec<Array3<f32>> = Vec::with_capacity(sigmas_vox.len());
+    let mut prev_sigma = 0f32;
+    for &s in sigmas_vox {
+        let inc = (s * s - prev_sigma * prev_sigma).max(0.0).sqrt();
+        let next = gaussian3(gs.last().unwrap_or(v), [inc; 3]);
+        gs.push(next);
+        prev_sigma = s;
+    }
     let dogs: Vec<Array3<f32>> = gs.windows(2).map(|w| &w[1] - &w[0]).collect();
     drop(gs);
     let (nz, ny, nx) = v.dim();
