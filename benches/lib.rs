@@ -8,6 +8,12 @@
 //! values), so ingest, the pipeline and the Python comparison all read real
 //! DICOM files of realistic size.
 
+/// The allocator of the shipped `ct-triage` binary (see native-server/src/main.rs),
+/// so the benches and the comparison binaries measure what users run: mimalloc
+/// reuses freed pixel buffers, where glibc would `mmap`/zero-fill each of them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 
 use ct_triage_core::classify::{ModelManifest, burn_net::BurnClassifier};
