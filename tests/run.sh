@@ -45,7 +45,10 @@ done_step
 [ -n "$QUICK" ] && { echo "quick run passed in $(( $(date +%s) - T_ALL ))s"; exit 0; }
 
 step "ONNX Runtime parity (burn vs ort, shipped model)"
-cargo test --release -p ct-triage-core --features ort --test parity --test model_check
+# Already built and run above: the workspace build unifies core's `ort` feature
+# (native-server enables it). Rerun to show it, and fail if it was compiled out.
+cargo test --release --workspace --test parity --test model_check 2>&1 | tee target/parity.log
+grep -q "burn_and_ort_agree ... ok" target/parity.log || { echo "ort parity test did not run" >&2; exit 1; }
 done_step
 
 step "server end to end (tests/e2e/server.sh)"
