@@ -51,6 +51,16 @@ impl Encoding {
     }
 }
 
+/// Size of one value of a fixed-size binary VR (`None` for the others).
+fn binary_unit(vr: VR) -> Option<u32> {
+    match vr {
+        VR::US | VR::SS | VR::OW => Some(2),
+        VR::UL | VR::SL | VR::FL | VR::AT | VR::OL | VR::OF => Some(4),
+        VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => Some(8),
+        _ => None,
+    }
+}
+
 struct Walker<'a> {
     b: &'a [u8],
     enc: Encoding,
@@ -113,6 +123,18 @@ impl Walker<'_> {
                 };
             }
             let (vr, len, value_at) = self.header(tag, pos)?;
+            if len != UNDEFINED
+                && let Some(unit) = vr.and_then(binary_unit)
+                && len % unit != 0
+            {
+                // dicom-rs reads whole numbers and leaves the rest: the stream
+                // would be parsed out of step from here on (and could then
+                // "declare" any length). PS3.5 7.1.1: lengths are whole values.
+                let vr = vr.map_or_else(String::new, |v| format!(" {v:?}"));
+                return Err(format!(
+                    "element {tag}{vr} has length {len}, not a multiple of its {unit}-byte values"
+                ));
+            }
             let remaining = end - value_at.min(end);
             let is_seq = vr == Some(VR::SQ) || (len == UNDEFINED && tag != Tag(0x7FE0, 0x0010));
             if len == UNDEFINED {
@@ -331,6 +353,15 @@ mod tests {
             out.extend(*v);
         }
         out
+    }
+
+    #[test]
+    fn refuses_a_group_length_with_a_partial_value() {
+        // Found by cargo-fuzz: (0000,0000) UL with 249 bytes. dicom-rs read 248
+        // and went out of step into a "4 GB" element, zero-filling 4 GB.
+        let b = include_bytes!("testdata/fuzz/oom-acf1df2373e38191a34bba1998ad0e3940ca61e0");
+        let e = check(b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
+        assert!(e.contains("not a multiple"), "{e}");
     }
 
     #[test]
