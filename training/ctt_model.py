@@ -52,9 +52,10 @@ class Net(nn.Module):
         return self.head(self.drop(x))
 
 
-def folded_weights(net: Net, mal_temperature: float = 1.0):
-    """Conv+BN folded into conv weight/bias; the malignancy row of the head divided
-    by the calibration temperature. Returns an ordered dict name -> float32 array."""
+def folded_weights(net: Net, mal_scale: float = 1.0, mal_shift: float = 0.0):
+    """Conv+BN folded into conv weight/bias; the malignancy row of the head mapped
+    through the calibration z -> mal_scale * z + mal_shift (Platt scaling; a
+    temperature T is mal_scale = 1/T). Returns an ordered dict name -> float32 array."""
     net = net.eval()
     out = {}
     convs = [m for m in net.features if isinstance(m, nn.Conv3d)]
@@ -66,8 +67,8 @@ def folded_weights(net: Net, mal_temperature: float = 1.0):
         out[f"conv{i}.bias"] = (bn.bias.detach().double() - bn.running_mean.double() * scale).float().numpy()
     hw = net.head.weight.detach().double().clone()
     hb = net.head.bias.detach().double().clone()
-    hw[1] /= mal_temperature
-    hb[1] /= mal_temperature
+    hw[1] *= mal_scale
+    hb[1] = hb[1] * mal_scale + mal_shift
     out["head.weight"] = hw.float().numpy()
     out["head.bias"] = hb.float().numpy()
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}

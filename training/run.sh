@@ -39,7 +39,7 @@ else
     WORK="$ROOT/training/work/full"
     OUT="$ROOT/models"
     DATAGEN_ARGS=(--renders-train 4 --renders-val 2 --renders-test 2)
-    TRAIN_ARGS=(--epochs 5)
+    TRAIN_ARGS=(--epochs 15)
     EVAL_ARGS=(--bootstrap 2000 --card "$ROOT/models/MODEL_CARD.md")
 fi
 mkdir -p "$WORK"

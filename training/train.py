@@ -109,12 +109,29 @@ def fit_temperature(z, y):
     return float(fine[np.argmin([nll(g) for g in fine])])
 
 
+def fit_platt(z, y):
+    """Platt scaling: (a, b) minimising the NLL of sigmoid(a * z + b) (Newton's method
+    on the two-parameter logistic regression, unregularised)."""
+    a, b = 1.0, 0.0
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(a * z + b)))
+        g = np.array([np.sum((p - y) * z), np.sum(p - y)])
+        w = p * (1 - p)
+        h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="ctt-nodule-v1")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--calibration", choices=["platt", "temperature"], default="platt", help="malignancy calibration fitted on validation patients")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=20261122)
@@ -172,17 +189,24 @@ def main():
     # Calibration and threshold on validation patients.
     lv = predict(net, x, va)
     pos_bin = (y_nod[va] > 0.5) & ((y_mal[va] == 0) | (y_mal[va] == 1))
-    temp = fit_temperature(lv[pos_bin, 1].astype(np.float64), y_mal[va][pos_bin].astype(np.float64)) if pos_bin.sum() > 10 else 1.0
+    zc, yc = lv[pos_bin, 1].astype(np.float64), y_mal[va][pos_bin].astype(np.float64)
+    if pos_bin.sum() <= 10:
+        cal_a, cal_b = 1.0, 0.0
+    elif a.calibration == "platt":
+        cal_a, cal_b = fit_platt(zc, yc)
+    else:
+        cal_a, cal_b = 1.0 / fit_temperature(zc, yc), 0.0
+    temp = 1.0 / cal_a
     p_nod = 1 / (1 + np.exp(-lv[:, 0]))
     pos = y_nod[va] > 0.5
     # highest threshold that keeps validation sensitivity >= target
     thr = float(np.quantile(p_nod[pos], 1 - a.sensitivity, method="lower")) if pos.any() else 0.5
     thr = float(np.clip(thr, 0.01, 0.99))
     spec_val = float(np.mean(p_nod[~pos] < thr)) if (~pos).any() else float("nan")
-    print(f"best epoch {best[2]}; temperature {temp:.3f}; nodule threshold {thr:.4f} (val sensitivity >= {a.sensitivity}, val specificity {spec_val:.3f})", flush=True)
+    print(f"best epoch {best[2]}; calibration {a.calibration} scale {cal_a:.4f} shift {cal_b:.4f}; nodule threshold {thr:.4f} (val sensitivity >= {a.sensitivity}, val specificity {spec_val:.3f})", flush=True)
     # Export.
     os.makedirs(a.out, exist_ok=True)
-    w = ctt_model.folded_weights(net, temp)
+    w = ctt_model.folded_weights(net, cal_a, cal_b)
     onnx_path = os.path.join(a.out, f"{a.name}.onnx")
     st_path = os.path.join(a.out, f"{a.name}.safetensors")
     ctt_model.write_onnx(w, onnx_path, patch=meta["patch"]["patch_zyx"][0])
@@ -191,7 +215,7 @@ def main():
     import onnxruntime as ort
     sample = np.ascontiguousarray(x[va[:8]]).astype(np.float32)
     ref = predict(net, x, va[:8])
-    ref[:, 1] /= temp
+    ref[:, 1] = ref[:, 1] * cal_a + cal_b
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     got = sess.run(None, {"patch": sample})[0]
     diff = float(np.abs(got - ref).max())
@@ -201,7 +225,7 @@ def main():
     manifest = {
         "format": 1,
         "name": a.name,
-        "version": "1.0.0",
+        "version": "1.1.0",
         "onnx": os.path.basename(onnx_path),
         "onnx_sha256": sha256(onnx_path),
         "architecture": ctt_model.ARCHITECTURE,
@@ -225,8 +249,8 @@ def main():
             "train_seconds": round(train_seconds, 1),
             "torch": torch.__version__,
             "threads": a.threads,
-            "malignancy_temperature": round(temp, 5),
-            "temperature_folded_into": "head row 1 (malignancy) of the exported weights",
+            "malignancy_calibration": {"method": a.calibration, "scale": round(cal_a, 6), "shift": round(cal_b, 6), "fitted_on": "validation patients' nodules with a binary malignancy label"},
+            "calibration_folded_into": "head row 1 (malignancy) of the exported weights: logit -> scale * logit + shift",
             "nodule_threshold_rule": f"highest threshold with validation sensitivity >= {a.sensitivity} (validation specificity {spec_val:.3f})",
             "log": log,
         },
