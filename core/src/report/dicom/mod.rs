@@ -159,6 +159,29 @@ pub(crate) fn parse_da(s: &str) -> Option<(i64, u32, u32)> {
     (back == (y, m, d)).then_some((y, m, d))
 }
 
+/// Series and SOP Instance UID of one object kind (`sr`, `seg`): the given ones,
+/// or UIDs derived from the analysis, the kind and the content time, so the
+/// same analysis exported at the same time gets the same UIDs.
+pub(crate) fn object_uids(
+    a: &Analysis,
+    kind: &str,
+    series: Option<&String>,
+    instance: Option<&String>,
+    when: &ContentDateTime,
+) -> (String, String) {
+    let key = analysis_key(a);
+    let t = when.stamp();
+    let derive = |what: String| uid::hash_uid(&[what.as_bytes(), &key, t.as_bytes()]);
+    (
+        series
+            .cloned()
+            .unwrap_or_else(|| derive(format!("ct-triage/{kind}-series"))),
+        instance
+            .cloned()
+            .unwrap_or_else(|| derive(format!("ct-triage/{kind}"))),
+    )
+}
+
 /// SHA-256 of the report without timings: the identity of an analysis, from
 /// which the UIDs of the objects written for it are derived.
 pub(crate) fn analysis_key(a: &Analysis) -> [u8; 32] {

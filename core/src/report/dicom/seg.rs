@@ -102,17 +102,13 @@ impl SegOptions {
 
 /// Series and SOP Instance UID of the SEG these options produce.
 pub fn uids(a: &Analysis, o: &SegOptions, when: &ContentDateTime) -> (String, String) {
-    let key = analysis_key(a);
-    let t = when.stamp();
-    let series = o
-        .series_instance_uid
-        .clone()
-        .unwrap_or_else(|| uid::hash_uid(&[b"ct-triage/seg-series", &key, t.as_bytes()]));
-    let inst = o
-        .sop_instance_uid
-        .clone()
-        .unwrap_or_else(|| uid::hash_uid(&[b"ct-triage/seg", &key, t.as_bytes()]));
-    (series, inst)
+    super::object_uids(
+        a,
+        "seg",
+        o.series_instance_uid.as_ref(),
+        o.sop_instance_uid.as_ref(),
+        when,
+    )
 }
 
 /// The SEG as Part 10 bytes; `None` when the report has no finding (a SEG needs a segment).

@@ -46,7 +46,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use super::build::{self, Obj, put_code, put_ds, put_fd, put_fl, put_is, put_seq, put_str};
 use super::codes::{self, Code};
-use super::{ContentDateTime, analysis_key, seg, uid};
+use super::{ContentDateTime, seg, uid};
 use crate::error::Result;
 use crate::pipeline::Analysis;
 use crate::report::{DISCLAIMER, Finding, NoduleType};
@@ -162,17 +162,13 @@ impl SrOptions {
 
 /// Series and SOP Instance UID of the SR these options produce.
 pub fn uids(a: &Analysis, o: &SrOptions, when: &ContentDateTime) -> (String, String) {
-    let key = analysis_key(a);
-    let t = when.stamp();
-    let series = o
-        .series_instance_uid
-        .clone()
-        .unwrap_or_else(|| uid::hash_uid(&[b"ct-triage/sr-series", &key, t.as_bytes()]));
-    let inst = o
-        .sop_instance_uid
-        .clone()
-        .unwrap_or_else(|| uid::hash_uid(&[b"ct-triage/sr", &key, t.as_bytes()]));
-    (series, inst)
+    super::object_uids(
+        a,
+        "sr",
+        o.series_instance_uid.as_ref(),
+        o.sop_instance_uid.as_ref(),
+        when,
+    )
 }
 
 /// The SR as Part 10 bytes.
