@@ -365,6 +365,18 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_corrupt_deflate_stream() {
+        // Found by cargo-fuzz: a Deflated data set whose stream is corrupt
+        // ("invalid distance too far back"). miniz_oxide inflated it without
+        // error and dicom-rs then zero-filled a 3.3 GB value; zlib-rs refuses it.
+        let all = include_bytes!("testdata/fuzz/oom-4a8552a2cd945ad838076ad371c1c4152450d0ee");
+        let file = all.split(|&b| b == 0xA5).next().unwrap();
+        assert_eq!(&file[128..132], b"DICM");
+        let e = check(file, Some(132), "", 1 << 30).unwrap_err();
+        assert!(e.contains("corrupt"), "{e}");
+    }
+
+    #[test]
     fn accepts_consistent_and_refuses_absurd_lengths() {
         let ok = explicit_le(&[
             (0x0008, 0x0060, b"CS", b"CT"),
