@@ -293,15 +293,32 @@ pub(crate) fn check(
                     big_endian: false,
                 },
             };
-            // Meta elements: group 0002 only.
-            let mut pos = m;
+            // The meta group as dicom-rs reads it: (0002,0000) first, then
+            // elements until its value (the group length) is used up. The data
+            // set starts there, so the guard must check from the same byte.
+            let first = w.tag(m)?;
+            if first != Tag(0x0002, 0x0000) {
+                return Err(format!(
+                    "file meta starts with {first}, not the group length (0002,0000)"
+                ));
+            }
+            let (_, gl_len, gl_at) = w.header(first, m)?;
+            if gl_len != 4 {
+                return Err(format!("file meta group length has length {gl_len}, not 4"));
+            }
+            let group_length = w.u32(gl_at)? as usize;
+            let mut pos = gl_at + 4;
+            let end = pos
+                .checked_add(group_length)
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| format!("file meta group length {group_length} exceeds the file"))?;
             let mut ts = String::new();
-            while pos + 8 <= bytes.len() && w.tag(pos)?.0 == 0x0002 {
+            while pos < end {
                 let tag = w.tag(pos)?;
                 let (_, len, value_at) = w.header(tag, pos)?;
-                if len == UNDEFINED || len as usize > bytes.len() - value_at.min(bytes.len()) {
+                if len == UNDEFINED || len as usize > end - value_at.min(end) {
                     return Err(format!(
-                        "file meta element {tag} has an impossible length {len}"
+                        "file meta element {tag} (length {len}) overruns the meta group length {group_length}"
                     ));
                 }
                 if tag == Tag(0x0002, 0x0010) {
@@ -372,8 +389,19 @@ mod tests {
         let all = include_bytes!("testdata/fuzz/oom-4a8552a2cd945ad838076ad371c1c4152450d0ee");
         let file = all.split(|&b| b == 0xA5).next().unwrap();
         assert_eq!(&file[128..132], b"DICM");
-        let e = check(file, Some(132), "", 1 << 30).unwrap_err();
-        assert!(e.contains("corrupt"), "{e}");
+        // Refused before dicom-rs sees it (its meta group length is also wrong).
+        assert!(check(file, Some(132), "", 1 << 30).is_err());
+    }
+
+    #[test]
+    fn refuses_a_meta_group_length_that_disagrees_with_its_elements() {
+        // Found by cargo-fuzz: dicom-rs starts the (deflated) data set where the
+        // meta group length says; the guard used to walk group 0002 instead,
+        // checked other bytes, and dicom-rs then zero-filled a 4 GB value.
+        let all = include_bytes!("testdata/fuzz/oom-2a625bd82690570ad01899fb710e7cd5f50dc4b8");
+        let file = all.split(|&b| b == 0xA5).next().unwrap();
+        assert_eq!(&file[128..132], b"DICM");
+        assert!(check(file, Some(132), "", 1 << 30).is_err());
     }
 
     #[test]
