@@ -201,6 +201,64 @@ pub struct Lidc {
     pub nodules: Vec<Nodule>,
 }
 
+impl Lidc {
+    /// Reading `reading` of nodule `nodule` with its appearance ratings replaced
+    /// by the readers' consensus: ordinal ratings by their median (a median
+    /// half-way between two values is broken towards this reader's own rating),
+    /// the calcification pattern by the nodule's consensus (pattern of the
+    /// majority when at least half of the readers saw one, else absent), the
+    /// internal structure by the most frequent rating (ties towards this
+    /// reader's). The shape stays this reader's.
+    ///
+    /// Why: a nodule is one object in the image; readers' disagreement about
+    /// its margin or spiculation is reading noise, not image content. The
+    /// consensus is the best estimate of how the object looks.
+    pub fn consensus_reading(&self, nodule: usize, reading: usize) -> Reading {
+        let nod = &self.nodules[nodule];
+        let own = &self.readings[reading];
+        let rs: Vec<&Ratings> = nod
+            .readings
+            .iter()
+            .map(|&i| &self.readings[i].ratings)
+            .collect();
+        let ordinal = |f: &dyn Fn(&Ratings) -> i32| -> i32 {
+            let mut v: Vec<f64> = rs.iter().map(|r| f(r) as f64).collect();
+            let m = median(&mut v);
+            let (lo, hi) = (m.floor(), m.ceil());
+            if lo == hi {
+                return m as i32;
+            }
+            let mine = f(&own.ratings) as f64;
+            if (mine - hi).abs() < (mine - lo).abs() {
+                hi as i32
+            } else {
+                lo as i32
+            }
+        };
+        let mut structure = [0usize; 5];
+        for r in &rs {
+            structure[r.internal_structure.clamp(1, 4) as usize] += 1;
+        }
+        let own_s = own.ratings.internal_structure.clamp(1, 4) as usize;
+        let internal_structure = (1..=4)
+            .max_by_key(|&k| (structure[k], usize::from(k == own_s), 4 - k))
+            .unwrap_or(1) as i32;
+        let mut out = own.clone();
+        out.ratings = Ratings {
+            subtlety: ordinal(&|r| r.subtlety),
+            internal_structure,
+            calcification: nod.calcification_mode,
+            sphericity: ordinal(&|r| r.sphericity),
+            margin: ordinal(&|r| r.margin),
+            lobulation: ordinal(&|r| r.lobulation),
+            spiculation: ordinal(&|r| r.spiculation),
+            texture: ordinal(&|r| r.texture),
+            malignancy: ordinal(&|r| r.malignancy),
+        };
+        out
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();

@@ -79,6 +79,19 @@ struct Args {
     /// Patch spacing (mm).
     #[arg(long, default_value_t = 1.0)]
     spacing: f64,
+    /// Appearance ratings a nodule is rendered with: `consensus` (the readers'
+    /// median, with the rendered reader's shape) or `reader` (that reader's own).
+    #[arg(long, value_enum, default_value_t = Appearance::Consensus)]
+    appearance: Appearance,
+}
+
+/// Which ratings drive a nodule's rendered appearance.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Appearance {
+    /// The readers' consensus ([`lidc::Lidc::consensus_reading`]).
+    Consensus,
+    /// The rendered reader's own ratings.
+    Reader,
 }
 
 const SPLITS: [&str; 3] = ["train", "val", "test"];
@@ -87,6 +100,8 @@ struct Planned<'a> {
     split: usize,
     spec: SampleSpec<'a>,
     nodule: Option<usize>,
+    /// Index of the rendered reading in `db.readings` (its own ratings go to the index).
+    reading: Option<usize>,
 }
 
 fn main() {
@@ -199,6 +214,15 @@ fn run() -> Result<(), String> {
             .map(|(i, _)| i)
             .collect()
     });
+    // The readings as rendered: with the consensus appearance, or as read.
+    let mut shown: Vec<Option<lidc::Reading>> = vec![None; db.readings.len()];
+    if args.appearance == Appearance::Consensus {
+        for (ni, nod) in db.nodules.iter().enumerate() {
+            for &ri in &nod.readings {
+                shown[ri] = Some(db.consensus_reading(ni, ri));
+            }
+        }
+    }
     let renders = [args.renders_train, args.renders_val, args.renders_test];
     let mut plan: Vec<Planned> = Vec::new();
     for s in 0..3 {
@@ -207,7 +231,8 @@ fn run() -> Result<(), String> {
         for &ni in &per_split[s] {
             let nod = &db.nodules[ni];
             for k in 0..renders[s] {
-                let reading = &db.readings[nod.readings[(k + ni) % nod.readings.len()]];
+                let ri = nod.readings[(k + ni) % nod.readings.len()];
+                let reading = shown[ri].as_ref().unwrap_or(&db.readings[ri]);
                 let lung1_at = lung1.as_ref().and_then(|l| {
                     let list = &l.parenchyma[side];
                     (prng.chance(args.lung1_share) && !list.is_empty())
@@ -222,6 +247,7 @@ fn run() -> Result<(), String> {
                         lung1_at,
                     },
                     nodule: Some(ni),
+                    reading: Some(ri),
                 });
                 n_pos += 1;
             }
@@ -260,6 +286,7 @@ fn run() -> Result<(), String> {
                     lung1_at,
                 },
                 nodule: None,
+                reading: None,
             });
         }
     }
@@ -282,7 +309,7 @@ fn run() -> Result<(), String> {
     let mut pf =
         std::io::BufWriter::new(std::fs::File::create(&patches_path).map_err(|e| e.to_string())?);
     let mut index = String::from(
-        "idx,split,kind,label_nodule,label_malignancy,malignant,patient_id,scan_id,nodule_id,reading_id,n_readers,malignancy_median,diameter_mm,volume_mm3,type_class,calcified,spiculation_median,margin_median,texture_median,lobulation_median,reader_malignancy,reader_spiculation,reader_margin,reader_texture,reader_calcification,background,juxtapleural,juxtavascular,jitter_mm,pixel_mm,thickness_mm,increment_mm,psf_mm,noise_hu,dose,kernel,contrast\n",
+        "idx,split,kind,label_nodule,label_malignancy,malignant,patient_id,scan_id,nodule_id,reading_id,n_readers,malignancy_median,diameter_mm,volume_mm3,type_class,calcified,spiculation_median,margin_median,texture_median,lobulation_median,reader_malignancy,reader_spiculation,reader_margin,reader_texture,reader_calcification,reader_diameter_mm,background,juxtapleural,juxtavascular,jitter_mm,pixel_mm,thickness_mm,increment_mm,psf_mm,noise_hu,dose,kernel,contrast\n",
     );
     let lung1_ref = lung1.as_ref();
     let chunk = 512;
@@ -304,7 +331,8 @@ fn run() -> Result<(), String> {
                 pf.write_all(&v.to_le_bytes()).map_err(|e| e.to_string())?;
             }
             let nod = p.nodule.map(|i| &db.nodules[i]);
-            let rd = p.spec.reading;
+            // the reader's own ratings (the rendering may use the consensus: dataset.json "appearance")
+            let rd = p.reading.map(|i| &db.readings[i]);
             let opt = |v: Option<String>| v.unwrap_or_default();
             let a = &info.acq;
             let label_mal = nod.map(|n| match n.malignant {
@@ -312,7 +340,7 @@ fn run() -> Result<(), String> {
                 None => 0.5,
             });
             index.push_str(&format!(
-                "{idx},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{:.3},{:.2},{},{},{}\n",
+                "{idx},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{:.3},{:.2},{},{},{}\n",
                 SPLITS[p.split],
                 p.spec.kind.name(),
                 u8::from(nod.is_some()),
@@ -337,6 +365,7 @@ fn run() -> Result<(), String> {
                 opt(rd.map(|r| r.ratings.margin.to_string())),
                 opt(rd.map(|r| r.ratings.texture.to_string())),
                 opt(rd.map(|r| r.ratings.calcification.to_string())),
+                opt(rd.map(|r| format!("{:.3}", r.diameter_mm))),
                 info.background,
                 u8::from(info.juxtapleural),
                 u8::from(info.juxtavascular),
@@ -439,6 +468,10 @@ fn run() -> Result<(), String> {
         "renders": {"train": args.renders_train, "val": args.renders_val, "test": args.renders_test},
         "neg_ratio": args.neg_ratio,
         "lung1_share": if lung1.is_some() { args.lung1_share } else { 0.0 },
+        "appearance": match args.appearance {
+            Appearance::Consensus => "consensus: each nodule is rendered with one reader's shape and the readers' consensus (median) appearance ratings",
+            Appearance::Reader => "reader: each nodule is rendered with one reader's shape and that reader's own ratings",
+        },
         "seconds": t0.elapsed().as_secs_f64(),
     });
     std::fs::write(
