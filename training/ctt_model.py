@@ -37,18 +37,22 @@ OUTPUTS = [
 class Net(nn.Module):
     """ctt-cnn3d-v1 (training form, with BatchNorm and dropout)."""
 
-    def __init__(self, dropout=0.2):
+    def __init__(self, dropout=0.2, hidden=0, aux=0):
         super().__init__()
         layers = []
         for cin, cout, s in CHANNELS:
             layers += [nn.Conv3d(cin, cout, 3, stride=s, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(CHANNELS[-1][1], len(OUTPUTS))
+        c = CHANNELS[-1][1]
+        self.hidden = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(inplace=True)) if hidden else None
+        self.head = nn.Linear(hidden or c, len(OUTPUTS) + aux)
 
     def forward(self, x):
         x = self.features(x)
         x = x.mean(dim=(2, 3, 4))
+        if self.hidden is not None:
+            x = self.hidden(x)
         return self.head(self.drop(x))
 
 

@@ -209,8 +209,35 @@ def main():
     put("ratings_oracle_auc", lambda i: auc(yb[i] == 1, s_rat[i]), binm, 7)
     put("cnn_minus_size_auc", lambda i: auc(yb[i] == 1, p_mal[i]) - auc(yb[i] == 1, s_size[i]), binm, 8)
     put("cnn_minus_brock_auc", lambda i: auc(yb[i] == 1, p_mal[i]) - auc(yb[i] == 1, s_brock[i]), binm, 9)
+    if "reader_diameter_mm" in R[0]:
+        # Like for like: the diameter of the one reading that was rendered into the image the CNN sees
+        # (the readers' mean above holds size information no single image shows). Fitted on train renderings.
+        rdiam = f("reader_diameter_mm")
+        trr = [r for r in rows if r["split"] == "train" and r["malignant"] != "" and r["reader_diameter_mm"] != ""]
+        rsize_lr = LogisticRegression().fit(np.array([[float(r["reader_diameter_mm"])] for r in trr]), np.array([float(r["malignant"]) for r in trr]))
+        s_rsize = rsize_lr.predict_proba(np.nan_to_num(rdiam)[:, None])[:, 1]
+        put("size_rendered_auc", lambda i: auc(yb[i] == 1, s_rsize[i]), binm, 10)
+        put("cnn_minus_size_rendered_auc", lambda i: auc(yb[i] == 1, p_mal[i]) - auc(yb[i] == 1, s_rsize[i]), binm, 11)
+        # How much a rendering could show at best: gradient-boosted trees (fitted on train renderings) on
+        # one reader's own ratings vs on the readers' consensus ratings (+ diameter). References, not competitors.
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        fa = lambda rs, k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rs])
+        def own(rs):
+            return np.stack([np.log(fa(rs, "reader_diameter_mm")), fa(rs, "reader_spiculation"), fa(rs, "reader_margin"),
+                             fa(rs, "reader_texture"), (fa(rs, "reader_calcification") < 6).astype(float)], 1)
+        def cons(rs):
+            return np.stack([np.log(fa(rs, "diameter_mm")), fa(rs, "spiculation_median"), fa(rs, "margin_median"),
+                             fa(rs, "texture_median"), fa(rs, "calcified")], 1)
+        ytr = np.array([float(r["malignant"]) for r in trr])
+        for key, feat in (("reference_reader_ratings_auc", own), ("reference_consensus_ratings_auc", cons)):
+            hgb = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=a.seed).fit(feat(trr), ytr)
+            s_ref = hgb.predict_proba(np.nan_to_num(feat(R)))[:, 1]
+            put(key, lambda i, s_ref=s_ref: auc(yb[i] == 1, s_ref[i]), binm, 12 if key.startswith("reference_reader") else 13)
     metrics["baselines"] = {
         "size_only": "logistic regression on the readers' mean largest in-plane diameter, fitted on train nodules",
+        "reference_reader_ratings": "gradient-boosted trees on one reader's own diameter, spiculation, margin, texture and calcification (what a rendering with that reader's appearance shows), fitted on train renderings",
+        "reference_consensus_ratings": "gradient-boosted trees on the consensus diameter, spiculation, margin, texture and calcification (what a rendering with the consensus appearance shows, up to shape), fitted on train renderings",
+        "size_rendered": "logistic regression on the largest in-plane diameter of the one reading rendered into the test image (what the image shows), fitted on train renderings",
         "brock": "Brock/PanCan full model with spiculation (McWilliams 2013), published coefficients; LIDC lacks age, sex, family history, emphysema and lobe: age 62 (model centre), female 0.5 (unknown sex), family history 0, emphysema 0, upper lobe = nodule centroid in the upper half of the scan's z range (proxy), nodule count = annotated nodules (>= 3 mm) in the scan, spiculation = readers' median >= 3, type from the median texture",
         "ratings_oracle": "logistic regression on the readers' consensus ratings that drive the renderer (diameter, texture, calcification, margin, spiculation, lobulation, subtlety), fitted on train nodules: how much of the malignancy rating the ratings themselves explain (leakage reference, not a fair competitor)",
     }
@@ -249,7 +276,7 @@ def main():
     json.dump(metrics, open(a.out, "w"), indent=1)
     man["metrics"] = {k: metrics[k] for k in ["split", "unit", "counts", "nodule_auc", "nodule_sensitivity_at_threshold", "nodule_specificity_at_threshold",
                                               "malignancy_auc", "malignancy_ece", "malignancy_ece_before_calibration", "malignancy_auc_per_nodule_mean_of_renderings",
-                                              "size_only_auc", "brock_auc", "ratings_oracle_auc", "cnn_minus_size_auc", "cnn_minus_brock_auc", "type_accuracy", "calcified_auc", "goals"]}
+                                              "size_only_auc", "brock_auc", "ratings_oracle_auc", "cnn_minus_size_auc", "cnn_minus_brock_auc", "size_rendered_auc", "cnn_minus_size_rendered_auc", "reference_reader_ratings_auc", "reference_consensus_ratings_auc", "type_accuracy", "calcified_auc", "goals"] if k in metrics}
     with open(a.manifest, "w") as fh:
         json.dump(clean(man), fh, indent=1)
     print(json.dumps(man["metrics"], indent=1))
@@ -268,6 +295,12 @@ def main():
             f"| baseline: Brock (PanCan full, defaults) AUC | {fmt(metrics, 'brock_auc')} | |",
             f"| CNN − size-only AUC (paired) | {fmt(metrics, 'cnn_minus_size_auc')} | > 0 {'✓' if metrics['goals']['beats_size_only'] else '✗ not met'} |",
             f"| CNN − Brock AUC (paired) | {fmt(metrics, 'cnn_minus_brock_auc')} | |",
+        ] + ([
+            f"| baseline: size of the rendered reading only (like for like) AUC | {fmt(metrics, 'size_rendered_auc')} | |",
+            f"| CNN − rendered-reading size AUC (paired) | {fmt(metrics, 'cnn_minus_size_rendered_auc')} | |",
+            f"| reference: boosted trees on one reader's own ratings AUC | {fmt(metrics, 'reference_reader_ratings_auc')} | |",
+            f"| reference: boosted trees on the consensus ratings AUC | {fmt(metrics, 'reference_consensus_ratings_auc')} | |",
+        ] if "size_rendered_auc" in metrics else []) + [
             f"| reference: LR on the readers' ratings (leakage reference) AUC | {fmt(metrics, 'ratings_oracle_auc')} | |",
             f"| malignancy AUC per nodule (mean of its renderings) | {num(metrics['malignancy_auc_per_nodule_mean_of_renderings'])} | |",
             f"| nodule vs non-nodule AUC | {fmt(metrics, 'nodule_auc')} | |",

@@ -60,8 +60,8 @@ def augment(x, g):
     return x
 
 
-def losses(logits, y):
-    y_nod, y_mal, y_type, y_calc, y_spic = y
+def losses(logits, y, mal_w=1.0, size_w=0.0):
+    y_nod, y_mal, y_type, y_calc, y_spic, y_size = y
     l_nod = F.binary_cross_entropy_with_logits(logits[:, 0], y_nod)
     pos = y_nod > 0.5
     if pos.any():
@@ -73,10 +73,11 @@ def losses(logits, y):
         l_type = F.cross_entropy(lp[:, 2:5], y_type[pos])
         l_calc = F.binary_cross_entropy_with_logits(lp[:, 5], y_calc[pos])
         l_spic = F.binary_cross_entropy_with_logits(lp[:, 6], y_spic[pos])
+        l_size = F.smooth_l1_loss(lp[:, 7], y_size[pos]) if size_w > 0 else logits.sum() * 0
     else:
-        l_mal = l_type = l_calc = l_spic = logits.sum() * 0
-    total = l_nod + l_mal + 0.5 * l_type + 0.3 * l_calc + 0.3 * l_spic
-    return total, dict(nodule=l_nod.item(), malignancy=l_mal.item(), type=l_type.item(), calcified=l_calc.item(), spiculation=l_spic.item())
+        l_mal = l_type = l_calc = l_spic = l_size = logits.sum() * 0
+    total = l_nod + mal_w * l_mal + 0.5 * l_type + 0.3 * l_calc + 0.3 * l_spic + size_w * l_size
+    return total, dict(nodule=l_nod.item(), malignancy=l_mal.item(), type=l_type.item(), calcified=l_calc.item(), spiculation=l_spic.item(), size=l_size.item())
 
 
 @torch.no_grad()
@@ -130,12 +131,17 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="ctt-nodule-v1")
+    ap.add_argument("--version", default="1.2.0", help="model version written to the manifest")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--calibration", choices=["platt", "temperature"], default="platt", help="malignancy calibration fitted on validation patients")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=0, help="width of a hidden ReLU layer before the heads (0: one linear layer)")
+    ap.add_argument("--size-weight", type=float, default=0.0, help="weight of an auxiliary log-diameter regression head (training only; dropped at export)")
+    ap.add_argument("--mal-weight", type=float, default=1.0, help="weight of the malignancy loss")
+    ap.add_argument("--exp-only", action="store_true", help="train and report validation metrics only; no export")
     ap.add_argument("--sensitivity", type=float, default=0.95, help="validation sensitivity the nodule threshold is set for")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -150,8 +156,11 @@ def main():
     y_nod, y_mal, y_type, y_calc, y_spic = y_all
     print(f"train {len(tr)} val {len(va)} samples; loading train patches", flush=True)
     x_tr = torch.from_numpy(np.ascontiguousarray(x[tr]))
-    yt = [torch.from_numpy(np.nan_to_num(v[tr], nan=0.0)) for v in (y_nod, y_mal)] + [torch.from_numpy(np.maximum(y_type[tr], 0))] + [torch.from_numpy(np.nan_to_num(v[tr], nan=0.0)) for v in (y_calc, y_spic)]
-    net = ctt_model.Net().to(memory_format=torch.channels_last_3d)
+    size_col = "reader_diameter_mm" if "reader_diameter_mm" in rows[0] else "diameter_mm"
+    y_size = np.log(np.array([float(r[size_col]) if r[size_col] != "" else 8.0 for r in rows], dtype=np.float32) / 8.0)
+    yt = [torch.from_numpy(np.nan_to_num(v[tr], nan=0.0)) for v in (y_nod, y_mal)] + [torch.from_numpy(np.maximum(y_type[tr], 0))] + [torch.from_numpy(np.nan_to_num(v[tr], nan=0.0)) for v in (y_calc, y_spic, y_size)]
+    aux = 1 if a.size_weight > 0 else 0
+    net = ctt_model.Net(hidden=a.hidden, aux=aux).to(memory_format=torch.channels_last_3d)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     steps = a.epochs * ((len(tr) + a.batch - 1) // a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=max(steps, 1), pct_start=0.15)
@@ -168,7 +177,7 @@ def main():
             b = perm[s:s + a.batch]
             xb = augment(x_tr[b].clone(), g).contiguous(memory_format=torch.channels_last_3d)
             yb = [v[b] for v in yt]
-            loss, parts = losses(net(xb), yb)
+            loss, parts = losses(net(xb), yb, a.mal_weight, a.size_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -185,6 +194,9 @@ def main():
         if score > best[0]:
             best = (score, {k: v.clone() for k, v in net.state_dict().items()}, ep + 1)
     train_seconds = time.time() - t_train
+    print(f"best epoch {best[2]} val score {best[0]:.4f}", flush=True)
+    if a.exp_only:
+        return
     net.load_state_dict(best[1])
     # Calibration and threshold on validation patients.
     lv = predict(net, x, va)
@@ -225,7 +237,7 @@ def main():
     manifest = {
         "format": 1,
         "name": a.name,
-        "version": "1.1.0",
+        "version": a.version,
         "onnx": os.path.basename(onnx_path),
         "onnx_sha256": sha256(onnx_path),
         "architecture": ctt_model.ARCHITECTURE,
