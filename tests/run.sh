@@ -15,6 +15,9 @@
 #   5. tests/e2e/interop.sh  `ct-triage analyze` outputs read by dsrdump/highdicom/Orthanc
 #   6. tests/e2e/browser.sh  wasm bundle build, wasm-bindgen-test (core conformance
 #      and API under wasm32), Playwright on headless Chromium, browser/native parity
+#   7. classifier training smoke: training/run.sh --smoke (dataset -> training ->
+#      export -> evaluation on a few LIDC nodules), then the pipeline loads the
+#      exported smoke model and analyses the sample with it
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -61,6 +64,16 @@ done_step
 
 step "browser (tests/e2e/browser.sh)"
 tests/e2e/browser.sh
+done_step
+
+step "classifier training smoke (training/run.sh --smoke)"
+training/run.sh --smoke
+./target/release/ct-triage analyze sample-dicom/lung1 --model training/work/smoke/models/ctt-nodule-v1.json \
+    --out target/smoke-analysis > target/smoke-analysis.json
+# the report must name the smoke weights (not the built-in model) and hold findings
+want="$(jq -r .weights_sha256 training/work/smoke/models/ctt-nodule-v1.json)"
+jq -e --arg w "$want" '.model.sha256 == $w and (.findings | type == "array")' target/smoke-analysis/report.json >/dev/null \
+    || { echo "the smoke model did not drive an analysis" >&2; exit 1; }
 done_step
 
 printf '\n\033[1;32mall test suites passed in %ss\033[0m\n' "$(( $(date +%s) - T_ALL ))"

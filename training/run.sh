@@ -26,7 +26,9 @@ export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 RAYON_NUM_THREADS=2
 VENV="$ROOT/training/.venv"
 if ! "$VENV/bin/python" -c "import torch, onnx, onnxruntime, sklearn, safetensors" 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet -r training/requirements.txt
+    # CI machines: don't keep a second copy of the ~3 GB of wheels in pip's cache.
+    NOCACHE=(); [ -n "${CI:-}" ] && NOCACHE=(--no-cache-dir)
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${NOCACHE[@]}" -r training/requirements.txt
 fi
 PY="$VENV/bin/python"
 if [ $SMOKE = 1 ]; then
