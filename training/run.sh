@@ -2,7 +2,7 @@
 # Reproduce the ct-triage classifier: dataset (ctt-datagen) -> training ->
 # export (models/) -> held-out evaluation (metrics in the manifest and card).
 #
-#   training/run.sh           full run, writes models/ctt-nodule-v1.* (~1 h on 2 cores)
+#   training/run.sh           full run, writes models/ctt-nodule-v1.* (17 min on 2 idle cores, measured)
 #   training/run.sh --smoke   tiny end-to-end run into training/work/smoke/ (models/ untouched)
 #
 # Needs: cargo, python3 (creates training/.venv from requirements.txt when missing;
