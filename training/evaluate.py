@@ -139,7 +139,8 @@ def main():
     else:  # older manifests: temperature only
         cal_a, cal_b, cal_method = 1.0 / float(man.get("training", {}).get("malignancy_temperature", 1.0)), 0.0, "temperature"
     p_mal_uncal = sigmoid((logits[:, col["malignancy"]] - cal_b) / cal_a)
-    f = lambda k: np.array([float(r[k]) if r[k] != "" else np.nan for r in R])
+    fa = lambda rs, k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rs])
+    f = lambda k: fa(R, k)
     y_nod = f("label_nodule")
     mal = f("malignant")
     patient = np.array([r["patient_id"] for r in R])
@@ -214,21 +215,20 @@ def main():
         # (the readers' mean above holds size information no single image shows). Fitted on train renderings.
         rdiam = f("reader_diameter_mm")
         trr = [r for r in rows if r["split"] == "train" and r["malignant"] != "" and r["reader_diameter_mm"] != ""]
-        rsize_lr = LogisticRegression().fit(np.array([[float(r["reader_diameter_mm"])] for r in trr]), np.array([float(r["malignant"]) for r in trr]))
+        ytr = fa(trr, "malignant")
+        rsize_lr = LogisticRegression().fit(fa(trr, "reader_diameter_mm")[:, None], ytr)
         s_rsize = rsize_lr.predict_proba(np.nan_to_num(rdiam)[:, None])[:, 1]
         put("size_rendered_auc", lambda i: auc(yb[i] == 1, s_rsize[i]), binm, 10)
         put("cnn_minus_size_rendered_auc", lambda i: auc(yb[i] == 1, p_mal[i]) - auc(yb[i] == 1, s_rsize[i]), binm, 11)
         # How much a rendering could show at best: gradient-boosted trees (fitted on train renderings) on
         # one reader's own ratings vs on the readers' consensus ratings (+ diameter). References, not competitors.
         from sklearn.ensemble import HistGradientBoostingClassifier
-        fa = lambda rs, k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rs])
         def own(rs):
             return np.stack([np.log(fa(rs, "reader_diameter_mm")), fa(rs, "reader_spiculation"), fa(rs, "reader_margin"),
                              fa(rs, "reader_texture"), (fa(rs, "reader_calcification") < 6).astype(float)], 1)
         def cons(rs):
             return np.stack([np.log(fa(rs, "diameter_mm")), fa(rs, "spiculation_median"), fa(rs, "margin_median"),
                              fa(rs, "texture_median"), fa(rs, "calcified")], 1)
-        ytr = np.array([float(r["malignant"]) for r in trr])
         for key, feat in (("reference_reader_ratings_auc", own), ("reference_consensus_ratings_auc", cons)):
             hgb = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=a.seed).fit(feat(trr), ytr)
             s_ref = hgb.predict_proba(np.nan_to_num(feat(R)))[:, 1]
