@@ -144,6 +144,8 @@ def main():
     ap.add_argument("--exp-only", action="store_true", help="train and report validation metrics only; no export")
     ap.add_argument("--sensitivity", type=float, default=0.95, help="validation sensitivity the nodule threshold is set for")
     a = ap.parse_args()
+    if (a.hidden or a.size_weight > 0) and not a.exp_only:
+        ap.error("--hidden and --size-weight are experiments: the export (ctt-cnn3d-v1) has no hidden layer or size head; add --exp-only")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
