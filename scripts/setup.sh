@@ -32,7 +32,11 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || {
 WBV="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
 if [ -n "$WBV" ] && ! wasm-bindgen --version 2>/dev/null | grep -q " $WBV"; then
     say "cargo install wasm-bindgen-cli $WBV"
-    cargo install -q wasm-bindgen-cli --version "$WBV" --locked
+    # --locked first (the versions wasm-bindgen-cli was released with); when the
+    # registry no longer offers one of them (webpki-roots 1.0.11 vanished from the
+    # index in 2026-12), resolve its dependencies afresh at the same CLI version.
+    cargo install -q wasm-bindgen-cli --version "$WBV" --locked \
+        || cargo install -q wasm-bindgen-cli --version "$WBV"
 fi
 
 # 3. Python venv for the reference tools the tests compare against
