@@ -1,5 +1,5 @@
 //! Image-processing kernels the stages share: parallel separable Gaussian
-//! filtering, 2-D Euclidean distance transforms, 2-D hole filling and
+//! filtering, 2-D and 3-D Euclidean distance transforms and morphology, 2-D hole filling and
 //! connected components, 2× downsampling.
 //!
 //! Hand-rolled where speed decides: `ndarray-ndimage` (used for 3-D labelling)
@@ -242,6 +242,102 @@ fn edt2_sq_raw(mask: &[bool], ny: usize, nx: usize) -> Vec<f32> {
         }
     }
     g
+}
+
+/// Squared Euclidean distance (in voxels², isotropic voxels) from every voxel to
+/// the nearest `true` voxel of a 3-D mask `[z, y, x]`; `f32::MAX` without any.
+/// Separable (one 1-D transform per axis), rayon-parallel over lines.
+pub fn edt3_sq(mask: &Array3<bool>) -> Array3<f32> {
+    const BIG: f32 = 1e12;
+    let (nz, ny, nx) = mask.dim();
+    let mut g = Array3::<f32>::from_shape_fn(
+        (nz, ny, nx),
+        |(k, j, i)| {
+            if mask[[k, j, i]] { 0.0 } else { BIG }
+        },
+    );
+    let n = nz.max(ny).max(nx);
+    let scratch = || {
+        (
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0usize; n],
+            vec![0f32; n + 1],
+        )
+    };
+    // Along z: every (y, x) column, one y-row of columns per task.
+    {
+        let plane = ny * nx;
+        let src: &[f32] = g.as_slice().expect("standard layout");
+        let cols: Vec<Vec<f32>> = (0..ny)
+            .into_par_iter()
+            .map_init(scratch, |(f, d, v, z), j| {
+                let mut out = vec![0f32; nz * nx];
+                for i in 0..nx {
+                    for k in 0..nz {
+                        f[k] = src[k * plane + j * nx + i];
+                    }
+                    dt1d(&f[..nz], &mut d[..nz], v, z);
+                    for k in 0..nz {
+                        out[k * nx + i] = d[k];
+                    }
+                }
+                out
+            })
+            .collect();
+        let data = g.as_slice_mut().expect("standard layout");
+        for (j, col) in cols.iter().enumerate() {
+            for k in 0..nz {
+                data[k * plane + j * nx..k * plane + (j + 1) * nx]
+                    .copy_from_slice(&col[k * nx..(k + 1) * nx]);
+            }
+        }
+    }
+    // Along y and x within each slice.
+    g.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each_init(scratch, |(f, d, v, z), mut sl| {
+            for i in 0..nx {
+                for j in 0..ny {
+                    f[j] = sl[[j, i]];
+                }
+                dt1d(&f[..ny], &mut d[..ny], v, z);
+                for j in 0..ny {
+                    sl[[j, i]] = d[j];
+                }
+            }
+            for j in 0..ny {
+                for i in 0..nx {
+                    f[i] = sl[[j, i]];
+                }
+                dt1d(&f[..nx], &mut d[..nx], v, z);
+                for i in 0..nx {
+                    sl[[j, i]] = if d[i] >= BIG * 0.5 { f32::MAX } else { d[i] };
+                }
+            }
+        });
+    g
+}
+
+/// Morphological closing of a 3-D mask with a ball of `radius` voxels (two
+/// distance transforms). Voxels beyond the array count as outside (`false`), so
+/// the array should leave a margin of `radius` around the mask.
+pub fn close3(mask: &Array3<bool>, radius: f32) -> Array3<bool> {
+    let r2 = radius * radius;
+    let outside = edt3_sq(mask).mapv(|d| d > r2);
+    edt3_sq(&outside).mapv(|d| d > r2)
+}
+
+/// Morphological opening of a 3-D mask with a ball of `radius` voxels: the
+/// union of all balls of that radius that fit inside the mask.
+pub fn open3(mask: &Array3<bool>, radius: f32) -> Array3<bool> {
+    let r2 = radius * radius;
+    let inv = mask.mapv(|b| !b);
+    let core = edt3_sq(&inv).mapv(|d| d > r2);
+    let near = edt3_sq(&core);
+    ndarray::Zip::from(&near)
+        .and(mask)
+        .map_collect(|&d, &m| m && d <= r2)
 }
 
 /// Morphological closing of a 2-D mask with a disk of `radius` pixels (via two
@@ -502,5 +598,53 @@ mod tests {
         assert_eq!(comps.len(), 1);
         assert_eq!(comps[0].area, 16);
         assert_eq!(lab[[4, 4]], 0);
+    }
+
+    #[test]
+    fn edt3_matches_brute_force_and_morphology_is_sane() {
+        let (nz, ny, nx) = (7, 9, 11);
+        let m = Array3::from_shape_fn((nz, ny, nx), |(k, j, i)| (k * 7 + j * 3 + i * 5) % 17 == 0);
+        let d = edt3_sq(&m);
+        for ((k, j, i), &got) in d.indexed_iter() {
+            let mut best = f32::MAX;
+            for ((a, b, c), &v) in m.indexed_iter() {
+                if v {
+                    let dd = (a as f32 - k as f32).powi(2)
+                        + (b as f32 - j as f32).powi(2)
+                        + (c as f32 - i as f32).powi(2);
+                    best = best.min(dd);
+                }
+            }
+            assert_eq!(got, best, "at {k} {j} {i}");
+        }
+        // A ball of radius 5 with a notch 2 voxels wide: closing r=3 fills the notch,
+        // opening r=3 keeps the ball's core and drops a thin spur.
+        let n = 21;
+        let mut ball = Array3::from_shape_fn((n, n, n), |(k, j, i)| {
+            let r =
+                ((k as f32 - 10.0).powi(2) + (j as f32 - 10.0).powi(2) + (i as f32 - 10.0).powi(2))
+                    .sqrt();
+            r <= 5.0
+        });
+        for j in 9..=10 {
+            for i in 10..=15 {
+                ball[[10, j, i]] = false;
+            }
+        }
+        let closed = close3(&ball, 3.0);
+        assert!(closed[[10, 10, 12]], "notch filled");
+        assert!(!closed[[10, 10, 18]], "nothing far outside");
+        let mut spur = Array3::from_shape_fn((n, n, n), |(k, j, i)| {
+            let r =
+                ((k as f32 - 10.0).powi(2) + (j as f32 - 10.0).powi(2) + (i as f32 - 10.0).powi(2))
+                    .sqrt();
+            r <= 5.0
+        });
+        for i in 0..5 {
+            spur[[10, 10, i]] = true;
+        }
+        let opened = open3(&spur, 3.0);
+        assert!(opened[[10, 10, 10]], "core kept");
+        assert!(!opened[[10, 10, 1]], "spur removed");
     }
 }
