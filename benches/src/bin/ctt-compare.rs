@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use ct_triage_benches::{inputs, read_folder};
-use ct_triage_core::candidates::{self, CandidateOptions, CandidateSource};
+use ct_triage_core::candidates::{self, CandidateOptions, Channel};
 use ct_triage_core::ingest::{self, IngestOptions};
 use ct_triage_core::lungs::{self, LungOptions};
 use ct_triage_core::progress::NoProgress;
@@ -214,23 +214,13 @@ fn run_chain(dir: &Path, reps: usize, warmup: usize) -> Result<Value, String> {
         last = Some((iso, masks, cands));
     }
     let (iso, masks, cands) = last.expect("at least one repetition");
-    // Untimed: the same detection without the cap of 64, for the sanity check.
-    let uncapped = candidates::detect(
-        &iso,
-        &masks,
-        &CandidateOptions {
-            max_candidates: usize::MAX,
-            ..CandidateOptions::default()
-        },
-        &NoProgress,
-    )
-    .map_err(e)?;
+    let cands = cands.candidates;
     let voxel_ml = iso.geometry.voxel_volume_mm3() / 1000.0;
     let region_voxels = masks.region.iter().filter(|&&l| l != 0).count();
     let aerated_voxels = masks.aerated.iter().filter(|&&l| l != 0).count();
-    let count = |c: &[candidates::Candidate], s: CandidateSource| {
-        c.iter().filter(|c| c.source == s).count()
-    };
+    let count =
+        |c: &[candidates::Candidate], ch: Channel| c.iter().filter(|c| c.channel == ch).count();
+    let opts = CandidateOptions::default();
     out.insert("iso_size_xyz".into(), json!(iso.geometry.size));
     out.insert(
         "times_s".into(),
@@ -271,14 +261,12 @@ fn run_chain(dir: &Path, reps: usize, warmup: usize) -> Result<Value, String> {
             "lung_right_ml": masks.summary.right_ml,
             "lung_left_ml": masks.summary.left_ml,
             "lung_z_range": masks.z_range,
-            "candidates_capped": cands.len(),
-            "candidates_capped_blob": count(&cands, CandidateSource::Blob),
-            "candidates_capped_mass": count(&cands, CandidateSource::Mass),
-            "candidates_after_nms": uncapped.len(),
-            "candidates_after_nms_blob": count(&uncapped, CandidateSource::Blob),
-            "candidates_after_nms_mass": count(&uncapped, CandidateSource::Mass),
-            "max_candidates": CandidateOptions::default().max_candidates,
-            "min_response_hu": CandidateOptions::default().min_response,
+            "candidates": cands.len(),
+            "candidates_solid": count(&cands, Channel::Solid),
+            "candidates_subsolid": count(&cands, Channel::Subsolid),
+            "candidates_mass": count(&cands, Channel::Mass),
+            "budgets": [opts.solid_budget, opts.subsolid_budget, opts.mass_budget],
+            "min_response_hu": opts.min_response,
         }),
     );
     out.insert("loadavg_after".into(), json!(loadavg()));

@@ -11,7 +11,7 @@ pub mod ort;
 pub mod patch;
 
 pub use manifest::{InputSpec, ModelManifest, Normalization, OutputSpec};
-pub use patch::{extract_patch, extract_patch_into};
+pub use patch::{extract_patch, extract_patch_into, extract_patch_scaled_into, patch_scale};
 
 use serde::{Deserialize, Serialize};
 

@@ -58,6 +58,72 @@ pub fn extract_patch_into(
     }
 }
 
+/// The scale at which a candidate is shown to the classifier: 1 (the model's
+/// spacing) unless it is a mass-channel candidate whose diameter, with a 40 %
+/// margin, exceeds the patch; then the smallest integer factor (at most 4)
+/// whose patch holds it. Shared by inference and the training-data generator.
+pub fn patch_scale(
+    c: &crate::candidates::Candidate,
+    patch_zyx: [usize; 3],
+    spacing_mm: f64,
+) -> usize {
+    if c.channel != crate::candidates::Channel::Mass {
+        return 1;
+    }
+    let edge_mm = patch_zyx.iter().copied().min().unwrap_or(32) as f64 * spacing_mm;
+    ((2.0 * c.radius_mm * 1.4) / edge_mm).ceil().clamp(1.0, 4.0) as usize
+}
+
+/// As [`extract_patch_into`], at `factor` times the volume's spacing: each
+/// patch voxel is the mean of a `factor`³ block of `iso` (box anti-aliasing), so
+/// a lesion larger than the patch is seen whole, as a smaller one would be.
+/// `factor` 1 is exactly [`extract_patch_into`].
+pub fn extract_patch_scaled_into(
+    iso: &Volume,
+    center_xyz: [f64; 3],
+    patch_zyx: [usize; 3],
+    factor: usize,
+    norm: &Normalization,
+    out: &mut Vec<f32>,
+) {
+    if factor <= 1 {
+        return extract_patch_into(iso, center_xyz, patch_zyx, norm, out);
+    }
+    let [nz, ny, nx] = {
+        let s = iso.hu.shape();
+        [s[0] as i64, s[1] as i64, s[2] as i64]
+    };
+    let f = factor as i64;
+    let [pz, py, px] = patch_zyx.map(|v| v as i64);
+    let c = center_xyz.map(|v| v.round() as i64);
+    // Block (0,0,0) starts so that the centre voxel sits in block size/2.
+    let (x0, y0, z0) = (
+        c[0] - (px / 2) * f - f / 2,
+        c[1] - (py / 2) * f - f / 2,
+        c[2] - (pz / 2) * f - f / 2,
+    );
+    let inv = 1.0 / (f * f * f) as f32;
+    for bz in 0..pz {
+        for by in 0..py {
+            for bx in 0..px {
+                let mut sum = 0f32;
+                for z in z0 + bz * f..z0 + (bz + 1) * f {
+                    for y in y0 + by * f..y0 + (by + 1) * f {
+                        for x in x0 + bx * f..x0 + (bx + 1) * f {
+                            sum += if z < 0 || z >= nz || y < 0 || y >= ny || x < 0 || x >= nx {
+                                PADDING_HU as f32
+                            } else {
+                                iso.hu[[z as usize, y as usize, x as usize]] as f32
+                            };
+                        }
+                    }
+                }
+                out.push(norm.apply(sum * inv));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
