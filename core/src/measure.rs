@@ -3,7 +3,9 @@
 //! derive the Lung-RADS measurements.
 //!
 //! Segmentation: an adaptive threshold halfway between the local lung
-//! background and the lesion's dense core, region growing from the densest
+//! background and the lesion's dense core (for a part-solid nodule, then again
+//! halfway between the background and its ground-glass part, so the total
+//! extent is measured), region growing from the densest
 //! voxel near the candidate centre inside the closed lung region (so the chest
 //! wall is cut off), an in-plane opening that detaches vessels, and the
 //! connected part containing the seed.
@@ -32,6 +34,9 @@ pub struct MeasureOptions {
     pub opening_mm: f64,
     /// Mean diameter (mm) above which a finding is a mass. Default 30 mm.
     pub mass_mm: f64,
+    /// How far (HU) above the lung background the ring around a dense segmentation
+    /// must be for a ground-glass part to be segmented with it. Default 150 HU.
+    pub halo_min_hu: f64,
 }
 
 impl Default for MeasureOptions {
@@ -41,6 +46,7 @@ impl Default for MeasureOptions {
             calcified_hu: 200.0,
             opening_mm: 1.5,
             mass_mm: 30.0,
+            halo_min_hu: 150.0,
         }
     }
 }
@@ -95,6 +101,11 @@ pub struct Measurement {
     pub volume_mm3: f64,
     /// Mean HU.
     pub mean_hu: f64,
+    /// Standard deviation of HU over the soft-tissue part (≥ `solid_hu`) of the
+    /// mask's interior (eroded in-plane by one pixel): low for a lesion (one
+    /// tissue), high for a hilum or mediastinal border (vessels, fat, bronchial
+    /// walls, contrast).
+    pub soft_tissue_hu_sd: f64,
     /// Type by attenuation.
     pub nodule_type: NoduleType,
     /// Mean diameter of the solid part (part-solid only), mm.
@@ -106,13 +117,18 @@ pub struct Measurement {
 }
 
 /// Segment and measure a finding around `center_lps` with estimated `radius_mm`.
-/// Returns `None` when nothing lesion-like is there (the threshold region is empty or tiny).
+/// Returns `None` when nothing lesion-like is there (the threshold region is
+/// empty or tiny, or it leaks beyond the growth limit). With `profile_bound`
+/// a leaking growth is instead bounded by the lesion's radial profile (used for
+/// subsolid nodules and masses, whose low thresholds or broad contact with the
+/// chest wall make leaks common; a solid nodule that leaks is a vessel).
 pub fn measure(
     src: &Volume,
     iso: &Volume,
     lungs: &LungMasks,
     center_lps: Vec3,
     radius_mm: f64,
+    profile_bound: bool,
     opts: &MeasureOptions,
 ) -> Option<Measurement> {
     let g = &src.geometry;
@@ -178,7 +194,9 @@ pub fn measure(
             for i in 0..bx {
                 let h = hu_box[[k, j, i]];
                 let d = dist_mm(x0 + i, y0 + j, z0 + k);
-                if d <= core_r {
+                // Core and seed inside the lung region only: beside the chest wall
+                // the densest voxel near a candidate can be a rib.
+                if d <= core_r && inside[[k, j, i]] != 0 {
                     core.push(h.min(150.0));
                     if seed.is_none_or(|(_, best)| h > best) {
                         seed = Some(((i, j, k), h));
@@ -197,55 +215,97 @@ pub fn measure(
     if hu_box[[sk, sj, si]] < thr {
         return None;
     }
-    // Region growing.
+    // Region growing at a threshold, an in-plane opening to cut vessels, then the
+    // component with the seed. A lesion is compact: if what remains still
+    // reaches the growth limit, it continues beyond it (a vessel, an airway
+    // wall, the hilum) — try a stronger opening, then give up (`None`).
     let r_max = (2.0 * r_est + 3.0).min(half_mm);
-    let mut grown = Array3::<bool>::from_elem((bz, by, bx), false);
-    let mut stack = vec![(si, sj, sk)];
-    grown[[sk, sj, si]] = true;
-    while let Some((i, j, k)) = stack.pop() {
-        let nb = [
-            (i.wrapping_sub(1), j, k),
-            (i + 1, j, k),
-            (i, j.wrapping_sub(1), k),
-            (i, j + 1, k),
-            (i, j, k.wrapping_sub(1)),
-            (i, j, k + 1),
-        ];
-        for (a, b2, c2) in nb {
-            if a >= bx || b2 >= by || c2 >= bz || grown[[c2, b2, a]] {
-                continue;
-            }
-            if hu_box[[c2, b2, a]] >= thr
-                && inside[[c2, b2, a]] != 0
-                && dist_mm(x0 + a, y0 + b2, z0 + c2) <= r_max
-            {
-                grown[[c2, b2, a]] = true;
-                stack.push((a, b2, c2));
-            }
-        }
-    }
-    // In-plane opening to cut vessels, then the component with the seed. A
-    // lesion is compact: if what remains still reaches the growth limit, it
-    // continues beyond it (a vessel, an airway wall, the hilum) — try a
-    // stronger opening, then give up on this candidate.
     let min_px = g.spacing[0].min(g.spacing[1]);
     let shell = r_max - 1.0 - g.spacing.iter().copied().fold(0.0, f64::max) / 2.0;
-    let mut mask = None;
-    for open_mm in [opts.opening_mm, opts.opening_mm * 1.75] {
-        let opened = open_inplane(&grown, (open_mm / min_px) as f32);
-        let mut m = keep_component(&opened, (si, sj, sk));
-        let mut n = m.iter().filter(|&&v| v).count();
-        if n < 3 {
-            m = keep_component(&grown, (si, sj, sk));
-            n = m.iter().filter(|&&v| v).count();
+    let grow = |thr: f64, limit: f64| -> Option<Array3<bool>> {
+        let mut grown = Array3::<bool>::from_elem((bz, by, bx), false);
+        let mut stack = vec![(si, sj, sk)];
+        grown[[sk, sj, si]] = true;
+        while let Some((i, j, k)) = stack.pop() {
+            let nb = [
+                (i.wrapping_sub(1), j, k),
+                (i + 1, j, k),
+                (i, j.wrapping_sub(1), k),
+                (i, j + 1, k),
+                (i, j, k.wrapping_sub(1)),
+                (i, j, k + 1),
+            ];
+            for (a, b2, c2) in nb {
+                if a >= bx || b2 >= by || c2 >= bz || grown[[c2, b2, a]] {
+                    continue;
+                }
+                if hu_box[[c2, b2, a]] >= thr
+                    && inside[[c2, b2, a]] != 0
+                    && dist_mm(x0 + a, y0 + b2, z0 + c2) <= limit
+                {
+                    grown[[c2, b2, a]] = true;
+                    stack.push((a, b2, c2));
+                }
+            }
         }
-        let at_limit = m
-            .indexed_iter()
-            .filter(|&((k, j, i), &v)| v && dist_mm(x0 + i, y0 + j, z0 + k) > shell)
-            .count();
-        if at_limit < 3.max(n / 50) {
-            mask = Some(m);
-            break;
+        for open_mm in [opts.opening_mm, opts.opening_mm * 1.75] {
+            let opened = open_inplane(&grown, (open_mm / min_px) as f32);
+            let mut m = keep_component(&opened, (si, sj, sk));
+            let mut n = m.iter().filter(|&&v| v).count();
+            if n < 3 {
+                m = keep_component(&grown, (si, sj, sk));
+                n = m.iter().filter(|&&v| v).count();
+            }
+            if limit < r_max {
+                // A profile-limited growth (below): bounded by construction.
+                return Some(m);
+            }
+            let at_limit = m
+                .indexed_iter()
+                .filter(|&((k, j, i), &v)| v && dist_mm(x0 + i, y0 + j, z0 + k) > shell)
+                .count();
+            if at_limit < 3.max(n / 50) {
+                return Some(m);
+            }
+        }
+        None
+    };
+    // When the growth leaks (a vessel or the chest wall continues the lesion
+    // beyond the growth limit), bound it by the lesion's radial profile: the
+    // median HU of 1 mm shells around the candidate centre drops below the
+    // threshold at the lesion's edge, whatever a vessel does (it fills only a
+    // small part of each shell). The growth is then limited to that radius +
+    // 1.5 mm and kept when it fills at least a third of that ball.
+    let profile_limited = |thr: f64| -> Option<Array3<bool>> {
+        if !profile_bound {
+            return None;
+        }
+        let edge = profile_edge(&hu_box, &inside, &dist_mm, [x0, y0, z0], thr, r_max)?;
+        let limit = edge + 1.5;
+        let m = grow(thr, limit)?;
+        let n = m.iter().filter(|&&v| v).count() as f64;
+        let ball = 4.0 / 3.0 * std::f64::consts::PI * limit.powi(3) / g.voxel_volume_mm3();
+        (n >= ball / 3.0).then_some(m)
+    };
+    let mut mask = grow(thr, r_max).or_else(|| profile_limited(thr));
+    // Ground-glass halo: a part-solid nodule's dense core sets the threshold above
+    // its ground-glass part, which would be cut away. When the in-plane ring just
+    // outside the first segmentation is well above the lung background and below
+    // solid tissue, segment again halfway between the background and that ring:
+    // the total extent (ground glass and solid part), as Lung-RADS measures it.
+    if let Some(m) = &mask
+        && let Some(ring) = ring_median(m, &hu_box, &inside, min_px)
+        && ring >= b + opts.halo_min_hu
+        && ring < opts.solid_hu
+    {
+        let thr_total = (b + 0.5 * (ring - b)).clamp(-800.0, -450.0);
+        if thr_total < thr
+            && let Some(t) = grow(thr_total, r_max).or_else(|| profile_limited(thr_total))
+        {
+            let count = |a: &Array3<bool>| a.iter().filter(|&&v| v).count();
+            if count(&t) > count(m) {
+                mask = Some(t);
+            }
         }
     }
     let mask = mask?;
@@ -256,6 +316,7 @@ pub fn measure(
     // Centroid and HU statistics.
     let (mut sx, mut sy, mut sz, mut shu) = (0.0, 0.0, 0.0, 0.0);
     let (mut n_calc, mut n_core, mut n_core_solid) = (0usize, 0usize, 0usize);
+    let (mut st_n, mut st_s, mut st_ss) = (0usize, 0f64, 0f64);
     let eroded = erode_inplane(&mask);
     for ((k, j, i), &m) in mask.indexed_iter() {
         if !m {
@@ -273,9 +334,18 @@ pub fn measure(
             n_core += 1;
             if h >= opts.solid_hu {
                 n_core_solid += 1;
+                st_n += 1;
+                st_s += h;
+                st_ss += h * h;
             }
         }
     }
+    let soft_tissue_hu_sd = if st_n >= 2 {
+        let m = st_s / st_n as f64;
+        ((st_ss / st_n as f64 - m * m).max(0.0)).sqrt()
+    } else {
+        0.0
+    };
     let n = count as f64;
     let centroid = [sx / n, sy / n, sz / n];
     let mean_hu = shu / n;
@@ -297,26 +367,20 @@ pub fn measure(
     let to_lps =
         |p: [f64; 2]| g.voxel_to_patient([x0 as f64 + p[0], y0 as f64 + p[1], (z0 + kmax) as f64]);
     let diameter = ((long + short) / 2.0 * 10.0).round() / 10.0;
-    // Type.
-    let solid_fraction = if n_core > 0 {
-        n_core_solid as f64 / n_core as f64
-    } else if mean_hu >= opts.solid_hu {
-        1.0
-    } else {
-        0.0
-    };
+    // Type, by the solid component's size as Lung-RADS reads it: the solid voxels
+    // (≥ −300 HU) of the segmentation, opened in-plane by 1.5 mm so that vessels
+    // running through ground glass do not count, measured like the whole nodule
+    // on its own slice of largest area. No solid component of 3 mm or more:
+    // ground glass; one that is (nearly) the whole nodule — within 2 mm of the
+    // total diameter, or ≥ 80 % of it: solid; otherwise part-solid.
+    let _ = (n_core, n_core_solid);
     let calc_fraction = n_calc as f64 / n;
-    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu
-    {
-        (NoduleType::Calcified, None)
-    } else if solid_fraction < 0.1 && mean_hu < opts.solid_hu {
-        (NoduleType::GroundGlass, None)
-    } else if solid_fraction < 0.7 {
-        // Solid component: the solid voxels of the mask, measured the same way.
+    let solid_d = {
         let solid = Array3::from_shape_fn(mask.dim(), |(k, j, i)| {
             mask[[k, j, i]] && hu_box[[k, j, i]] >= opts.solid_hu
         });
-        let (ks, _) = (0..bz)
+        let solid = open_inplane(&solid, (1.5 / min_px) as f32);
+        let (ks, area) = (0..bz)
             .map(|k| {
                 (
                     k,
@@ -328,12 +392,23 @@ pub fn measure(
                 )
             })
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))?;
-        let sp = solid.index_axis(ndarray::Axis(0), ks).to_owned();
-        let (sl, ss, _, _) = axes(&sp, g.spacing[0], g.spacing[1]);
-        let sd = ((sl + ss) / 2.0 * 10.0).round() / 10.0;
-        (NoduleType::PartSolid, Some(sd))
-    } else {
+        if area == 0 {
+            0.0
+        } else {
+            let sp = solid.index_axis(ndarray::Axis(0), ks).to_owned();
+            let (sl, ss, _, _) = axes(&sp, g.spacing[0], g.spacing[1]);
+            ((sl + ss) / 2.0 * 10.0).round() / 10.0
+        }
+    };
+    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu
+    {
+        (NoduleType::Calcified, None)
+    } else if solid_d < 3.0 && mean_hu < opts.solid_hu {
+        (NoduleType::GroundGlass, None)
+    } else if solid_d >= diameter - 2.0 || solid_d >= 0.8 * diameter {
         (NoduleType::Solid, None)
+    } else {
+        (NoduleType::PartSolid, Some(solid_d))
     };
     // Location.
     let center_lps = g.voxel_to_patient(centroid);
@@ -356,6 +431,7 @@ pub fn measure(
         ],
         volume_mm3: round2(volume_mm3),
         mean_hu: round2(mean_hu),
+        soft_tissue_hu_sd: round2(soft_tissue_hu_sd),
         nodule_type,
         solid_component_mm,
         location,
@@ -443,6 +519,62 @@ fn axes(
         }
     }
     (best + pix, sbest + pix, la, sa)
+}
+
+/// The radius (mm) of the first 1 mm shell around the candidate centre whose
+/// median HU (inside the lung region) is below `thr`: the lesion's edge by its
+/// radial profile. `None` when no shell up to `r_max` drops below it.
+fn profile_edge(
+    hu: &Array3<f64>,
+    inside: &Array3<u8>,
+    dist_mm: &dyn Fn(usize, usize, usize) -> f64,
+    origin: [usize; 3],
+    thr: f64,
+    r_max: f64,
+) -> Option<f64> {
+    let n_shells = r_max.ceil() as usize + 1;
+    let mut shells: Vec<Vec<f64>> = vec![Vec::new(); n_shells];
+    for ((k, j, i), &h) in hu.indexed_iter() {
+        if inside[[k, j, i]] == 0 {
+            continue;
+        }
+        let d = dist_mm(origin[0] + i, origin[1] + j, origin[2] + k);
+        let s = d.floor() as usize;
+        if s < n_shells {
+            shells[s].push(h);
+        }
+    }
+    for (r, v) in shells.iter_mut().enumerate().skip(1) {
+        if v.len() < 4 {
+            continue;
+        }
+        if percentile(v, 0.5)? < thr {
+            return Some(r as f64);
+        }
+    }
+    None
+}
+
+/// Median HU of the in-plane ring 1–3 mm outside `m` (on the slices `m` occupies),
+/// inside the lung region; `None` when the ring has fewer than 8 voxels.
+fn ring_median(m: &Array3<bool>, hu: &Array3<f64>, inside: &Array3<u8>, px_mm: f64) -> Option<f64> {
+    let (r1, r3) = ((1.0 / px_mm) as f32, (3.0 / px_mm) as f32);
+    let mut vals = Vec::new();
+    for (k, plane) in m.outer_iter().enumerate() {
+        if !plane.iter().any(|&v| v) {
+            continue;
+        }
+        let d = crate::imgproc::edt2_sq(plane);
+        for ((j, i), &dd) in d.indexed_iter() {
+            if dd > r1 * r1 && dd <= r3 * r3 && inside[[k, j, i]] != 0 {
+                vals.push(hu[[k, j, i]]);
+            }
+        }
+    }
+    if vals.len() < 8 {
+        return None;
+    }
+    percentile(&mut vals, 0.5)
 }
 
 /// Per-slice opening with a disk of radius `r` pixels.

@@ -58,8 +58,19 @@ fn phantom(x: &Extras) -> Volume {
             let a = t as f64 * 2.399;
             let d = [a.cos() * 0.8, a.sin() * 0.8, 0.6];
             let l = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
-            let off = [(t as f64 * 7.3) % 30.0 - 15.0, (t as f64 * 11.1) % 50.0 - 25.0, (t as f64 * 5.7) % 60.0 - 30.0];
-            ([c[0] + off[0] * 0.6, c[1] + off[1] * 0.6, c[2] + off[2] * 0.6], [d[0] / l, d[1] / l, d[2] / l])
+            let off = [
+                (t as f64 * 7.3) % 30.0 - 15.0,
+                (t as f64 * 11.1) % 50.0 - 25.0,
+                (t as f64 * 5.7) % 60.0 - 30.0,
+            ];
+            (
+                [
+                    c[0] + off[0] * 0.6,
+                    c[1] + off[1] * 0.6,
+                    c[2] + off[2] * 0.6,
+                ],
+                [d[0] / l, d[1] / l, d[2] / l],
+            )
         })
         .collect();
     let hu = Array3::from_shape_fn((nz, ny, nx), |(k, j, i)| {
@@ -98,10 +109,10 @@ fn phantom(x: &Extras) -> Volume {
                 v = 30.0;
             }
         }
-        if let Some(r) = x.chest_wall_mass {
-            if ell(p, wall_mass_c, [r; 3]) <= 1.0 {
-                v = 35.0;
-            }
+        if let Some(r) = x.chest_wall_mass
+            && ell(p, wall_mass_c, [r; 3]) <= 1.0
+        {
+            v = 35.0;
         }
         v.round() as i16
     });
@@ -144,10 +155,22 @@ fn region_keeps_a_broad_based_chest_wall_mass_but_not_the_heart() {
     // hull is where the lung's surface would have been and cannot be known).
     let in_bulge = |p: [f64; 3]| ell(p, mass_c, [20.0; 3]) <= 1.0 && p[0] >= mass_c[0] + 6.0;
     let bulge = region_share(&v, &l, in_bulge);
-    assert!(bulge >= 0.7, "only {:.0} % of the mass's bulge is in the region", bulge * 100.0);
+    assert!(
+        bulge >= 0.7,
+        "only {:.0} % of the mass's bulge is in the region",
+        bulge * 100.0
+    );
     // The mediastinum/heart between the lungs (x 95–105) stays out.
-    let heart = region_share(&v, &l, |p| (95.0..105.0).contains(&p[0]) && (50.0..110.0).contains(&p[1]) && (20.0..100.0).contains(&p[2]));
-    assert!(heart < 0.02, "{:.1} % of the mediastinum is in the region", heart * 100.0);
+    let heart = region_share(&v, &l, |p| {
+        (95.0..105.0).contains(&p[0])
+            && (50.0..110.0).contains(&p[1])
+            && (20.0..100.0).contains(&p[2])
+    });
+    assert!(
+        heart < 0.02,
+        "{:.1} % of the mediastinum is in the region",
+        heart * 100.0
+    );
     // Without the 3-D rule (closing 0) the bulge is not in the region: the rule is what brings it in.
     let off = LungOptions {
         lesion_closing_mm: 0.0,
@@ -155,7 +178,11 @@ fn region_keeps_a_broad_based_chest_wall_mass_but_not_the_heart() {
     };
     let l0 = lungs::segment(&v, &off, &NoProgress).expect("lungs");
     let bulge0 = region_share(&v, &l0, in_bulge);
-    assert!(bulge0 < 0.2, "without the 3-D rule {:.0} % (the rule is what brings it in)", bulge0 * 100.0);
+    assert!(
+        bulge0 < 0.2,
+        "without the 3-D rule {:.0} % (the rule is what brings it in)",
+        bulge0 * 100.0
+    );
 }
 
 #[test]
@@ -177,13 +204,32 @@ fn every_channel_keeps_its_own_budget_when_vessels_crowd_the_lungs() {
     let det = candidates::detect(&v, &l, &opts, &NoProgress).expect("candidates");
     let near = |c: [f64; 3], ch: Channel, tol: f64| {
         det.candidates.iter().any(|x| {
-            x.channel == ch && (0..3).map(|a| (x.center_xyz[a] + 0.5 - c[a]).powi(2)).sum::<f64>().sqrt() <= tol
+            x.channel == ch
+                && (0..3)
+                    .map(|a| (x.center_xyz[a] + 0.5 - c[a]).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    <= tol
         })
     };
-    let solid = det.channels.iter().find(|c| c.channel == Channel::Solid).unwrap();
-    assert!(solid.found > solid.budget, "the vessels must crowd the solid channel ({} found)", solid.found);
-    assert!(near(ggo_c, Channel::Subsolid, 4.0), "the ground-glass nodule is not among the subsolid channel's 4");
-    assert!(near(solid_c, Channel::Solid, 3.0), "the solid nodule is not among the solid channel's 12 (vessels rank below blobs)");
+    let solid = det
+        .channels
+        .iter()
+        .find(|c| c.channel == Channel::Solid)
+        .unwrap();
+    assert!(
+        solid.found > solid.budget,
+        "the vessels must crowd the solid channel ({} found)",
+        solid.found
+    );
+    assert!(
+        near(ggo_c, Channel::Subsolid, 4.0),
+        "the ground-glass nodule is not among the subsolid channel's 4"
+    );
+    assert!(
+        near(solid_c, Channel::Solid, 3.0),
+        "the solid nodule is not among the solid channel's 12 (vessels rank below blobs)"
+    );
     for c in &det.channels {
         assert!(c.kept <= c.budget);
     }
@@ -199,10 +245,14 @@ fn a_part_solid_nodule_is_measured_with_its_ground_glass_part() {
         ..Extras::default()
     });
     let l = lungs::segment(&v, &LungOptions::default(), &NoProgress).expect("lungs");
-    let m = measure::measure(&v, &v, &l, c, 5.0, true, &MeasureOptions::default()).expect("segmented");
-    assert!((m.diameter_mm - 20.0).abs() <= 2.0, "total {} mm", m.diameter_mm);
+    let m =
+        measure::measure(&v, &v, &l, c, 5.0, true, &MeasureOptions::default()).expect("segmented");
+    assert!(
+        (m.diameter_mm - 20.0).abs() <= 2.0,
+        "total {} mm",
+        m.diameter_mm
+    );
     assert_eq!(m.nodule_type, NoduleType::PartSolid, "{m:?}");
     let s = m.solid_component_mm.expect("solid component");
     assert!((s - 8.0).abs() <= 2.0, "solid component {s} mm");
 }
-
