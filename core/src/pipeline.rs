@@ -28,8 +28,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::candidates::{self, Candidate, CandidateOptions, CandidateSource};
-use crate::classify::{Classifier, extract_patch_into};
+use crate::candidates::{self, Candidate, CandidateOptions, Channel};
+use crate::classify::{Classifier, extract_patch_scaled_into, patch_scale};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions, InputFile, LoadedSeries, Severity, Warning};
 use crate::lungrads::{self, NoduleForRads};
@@ -37,8 +37,8 @@ use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
 use crate::progress::{Progress, Stage};
 use crate::report::{
-    CandidateSummary, DISCLAIMER, Finding, Generator, InputSummary, KeyImageRef, LungRads,
-    PatientContext, REPORT_SCHEMA, Report, key_images,
+    CandidateDecision, CandidateRecord, CandidateSummary, DISCLAIMER, Finding, Generator,
+    InputSummary, KeyImageRef, LungRads, PatientContext, REPORT_SCHEMA, Report, key_images,
 };
 use crate::resample;
 use crate::risk::{BrockInputs, brock_probability};
@@ -83,6 +83,14 @@ pub struct AnalysisOptions {
     pub key_images: bool,
     /// Patches per classifier call. Default 32.
     pub batch_size: usize,
+    /// Per-channel acceptance rules. Default: [`AcceptRules::default`].
+    pub accept: AcceptRules,
+    /// What counts as seen but not resolved (it makes a `routine` exam `priority`).
+    /// Default: [`UnresolvedRules::default`].
+    pub unresolved: UnresolvedRules,
+    /// List every candidate in the report (`candidates.items`) with its channel,
+    /// scale, classifier outputs and why it was kept or dropped. Default false.
+    pub explain: bool,
 }
 
 impl Default for AnalysisOptions {
@@ -99,8 +107,122 @@ impl Default for AnalysisOptions {
             max_findings: 10,
             key_images: true,
             batch_size: 32,
+            accept: AcceptRules::default(),
+            unresolved: UnresolvedRules::default(),
+            explain: false,
         }
     }
+}
+
+/// Acceptance rules applied per channel after the classifier and the measure
+/// stage. Chosen on the insertion harness's lung1 cases (lung1 is in the
+/// training data; lung2, reported separately, is not). Defaults documented per field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptRules {
+    /// Nodule probability a subsolid-channel candidate must reach (the model's
+    /// threshold when that is higher). Ground-glass candidates are low-contrast
+    /// and many (partial volume at vessel branchings and the mediastinum).
+    /// Default 0.9.
+    pub subsolid_min_probability: f64,
+    /// Smallest diameter (mm) a subsolid-channel finding is reported at. Default 6 mm.
+    pub subsolid_min_diameter_mm: f64,
+    /// Largest standard deviation (HU) of a mass-channel finding's soft-tissue
+    /// interior: a lesion is one tissue; a hilum or mediastinal border is
+    /// vessels, fat and bronchial walls. Default 100 HU.
+    pub mass_max_hu_sd: f64,
+}
+
+impl Default for AcceptRules {
+    fn default() -> Self {
+        AcceptRules {
+            subsolid_min_probability: 0.9,
+            subsolid_min_diameter_mm: 6.0,
+            mass_max_hu_sd: 100.0,
+        }
+    }
+}
+
+/// What the analysis reports as seen but not resolved — each rule, when it
+/// fires, adds a reason in plain words to the exam and makes a `routine` exam
+/// `priority` ([`triage::escalate_unresolved`]). Defaults are documented per field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnresolvedRules {
+    /// A mass-channel candidate (a soft-tissue structure of 30 mm or more in the
+    /// lung region) that the classifier neither accepted nor clearly rejected:
+    /// nodule probability at or above this share of the threshold. Default 0.5.
+    pub uncertain_mass_share: f64,
+    /// Larger over smaller lung volume above which the lungs are called
+    /// asymmetric (collapse, effusion, a large lesion replacing lung, surgery).
+    /// Default 2.5 (lung1: 1.6, lung2: 1.5).
+    pub max_lung_volume_ratio: f64,
+    /// Radius (mm) at or above which a blob-like candidate (blobness ≥ 0.5) that
+    /// its channel's budget left out is reported. Default 10 mm (a 20 mm structure).
+    pub dropped_min_radius_mm: f64,
+}
+
+impl Default for UnresolvedRules {
+    fn default() -> Self {
+        UnresolvedRules {
+            uncertain_mass_share: 0.5,
+            max_lung_volume_ratio: 2.5,
+            dropped_min_radius_mm: 10.0,
+        }
+    }
+}
+
+/// The unresolved-analysis reasons (see [`UnresolvedRules`]).
+fn unresolved_reasons(
+    scored: &[Scored],
+    fate: &[(CandidateDecision, Option<usize>, String)],
+    detection: &candidates::Detection,
+    lungs: &crate::report::LungSummary,
+    threshold: f64,
+    rules: &UnresolvedRules,
+    iso: &crate::volume::Volume,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let at = |c: &Candidate| {
+        let p = iso.geometry.voxel_to_patient(c.center_xyz);
+        format!("at LPS ({:.0}, {:.0}, {:.0}) mm", p[0], p[1], p[2])
+    };
+    for (s, (d, _, _)) in scored.iter().zip(fate) {
+        if s.cand.channel != Channel::Mass {
+            continue;
+        }
+        let p = s.probs.get("nodule").copied().unwrap_or(0.0) as f64;
+        let unsure =
+            *d == CandidateDecision::BelowThreshold && p >= rules.uncertain_mass_share * threshold;
+        let lost = *d == CandidateDecision::NotSegmented;
+        if unsure || lost {
+            out.push(format!(
+                "a soft-tissue structure of about {:.0} mm {} was {} (nodule probability {p:.2})",
+                2.0 * s.cand.radius_mm,
+                at(&s.cand),
+                if lost {
+                    "accepted but could not be measured"
+                } else {
+                    "neither accepted nor clearly rejected"
+                }
+            ));
+        }
+    }
+    let (r, l) = (lungs.right_ml, lungs.left_ml);
+    if r.min(l) > 0.0 && r.max(l) / r.min(l) > rules.max_lung_volume_ratio {
+        out.push(format!(
+            "the lungs are asymmetric: right {r:.0} mL, left {l:.0} mL of aerated lung (collapse, effusion, a large lesion or surgery?)"
+        ));
+    }
+    for c in &detection.dropped {
+        if c.radius_mm >= rules.dropped_min_radius_mm && c.blobness >= 0.5 {
+            out.push(format!(
+                "a {} candidate of about {:.0} mm {} was left out by the channel's budget",
+                c.channel.as_str(),
+                2.0 * c.radius_mm,
+                at(c)
+            ));
+        }
+    }
+    out
 }
 
 /// A rendered key image.
@@ -229,31 +351,52 @@ fn analyze_loaded(
     }
 
     // Candidates.
-    let cands = if inconclusive.is_none() {
+    let detection = if inconclusive.is_none() {
         candidates::detect(&iso, &lungs, &opts.candidates, progress)?
     } else {
-        Vec::new()
+        candidates::Detection::empty(&opts.candidates)
     };
     timer.lap(Stage::Candidates);
 
     // Classify.
-    let scored = classify(&iso, cands, classifier, opts.batch_size, progress)?;
+    let scored = classify(
+        &iso,
+        detection.candidates.clone(),
+        classifier,
+        opts.batch_size,
+        progress,
+    )?;
     timer.lap(Stage::Classify);
     let detected = scored.len();
     let threshold = manifest.nodule_threshold as f64;
-    let mut accepted: Vec<&Scored> = scored
+    let mut fate: Vec<(CandidateDecision, Option<usize>, String)> = scored
         .iter()
-        .filter(|s| {
+        .map(|s| {
             let p = s.probs.get("nodule").copied().unwrap_or(0.0) as f64;
-            p >= threshold || (s.cand.source == CandidateSource::Mass && p >= threshold / 2.0)
+            (
+                CandidateDecision::BelowThreshold,
+                None,
+                format!(
+                    "nodule probability {p:.2} < threshold {:.2}",
+                    accept_threshold(s, threshold, &opts.accept)
+                ),
+            )
         })
         .collect();
-    accepted.sort_by(|a, b| b.probs["nodule"].total_cmp(&a.probs["nodule"]));
+    let mut accepted: Vec<usize> = (0..scored.len())
+        .filter(|&i| {
+            let s = &scored[i];
+            s.probs.get("nodule").copied().unwrap_or(0.0) as f64
+                >= accept_threshold(s, threshold, &opts.accept)
+        })
+        .collect();
+    accepted.sort_by(|&a, &b| scored[b].probs["nodule"].total_cmp(&scored[a].probs["nodule"]));
 
     // Measure (parallel, order kept), then drop duplicates of the same lesion.
     let measured: Vec<Option<Measurement>> = accepted
         .par_iter()
-        .map(|s| {
+        .map(|&i| {
+            let s = &scored[i];
             let p = iso.geometry.voxel_to_patient(s.cand.center_xyz);
             measure::measure(
                 &series.volume,
@@ -261,6 +404,7 @@ fn analyze_loaded(
                 &lungs,
                 p,
                 s.cand.radius_mm,
+                s.cand.channel != Channel::Solid,
                 &opts.measure,
             )
         })
@@ -268,17 +412,29 @@ fn analyze_loaded(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
-    let mut kept: Vec<(&Scored, Measurement)> = Vec::new();
-    for (s, m) in accepted.iter().zip(measured) {
-        let Some(m) = m else { continue };
+    let mut kept: Vec<(usize, Measurement)> = Vec::new();
+    for (&i, m) in accepted.iter().zip(measured) {
+        let Some(m) = m else {
+            fate[i] = (
+                CandidateDecision::NotSegmented,
+                None,
+                "accepted by the classifier; no lesion could be segmented around it".into(),
+            );
+            continue;
+        };
+        if let Some(why) = rule_rejects(scored[i].cand.channel, &m, &opts.accept) {
+            fate[i] = (CandidateDecision::RejectedByRule, None, why);
+            continue;
+        }
         let c = m.center_voxel_xyz.map(|v| v.round().max(0.0) as usize);
-        let dup = kept.iter().any(|(_, k)| {
+        let dup = kept.iter().position(|(_, k)| {
             k.mask.contains(c)
                 || m.mask
                     .contains(k.center_voxel_xyz.map(|v| v.round().max(0.0) as usize))
         });
-        if !dup {
-            kept.push((s, m));
+        match dup {
+            Some(d) => fate[i] = (CandidateDecision::Duplicate, Some(kept[d].0), String::new()),
+            None => kept.push((i, m)),
         }
     }
     progress.progress(Stage::Measure, 1.0);
@@ -287,9 +443,10 @@ fn analyze_loaded(
     // Risk, Lung-RADS, suspicion, triage.
     let patient = patient_context(&series, &opts.patient, lungs.summary.laa950_fraction);
     let count = kept.len();
-    let mut findings: Vec<(Finding, FindingMask)> = kept
+    let mut findings: Vec<(Finding, FindingMask, usize)> = kept
         .into_iter()
-        .map(|(s, m)| {
+        .map(|(si, m)| {
+            let s = &scored[si];
             let p = |k: &str| s.probs.get(k).map(|&v| v as f64);
             let malignancy = p("malignancy").unwrap_or(0.0);
             let spic = p("spiculation");
@@ -316,6 +473,7 @@ fn analyze_loaded(
                 id: 0,
                 tracking_uid: String::new(),
                 kind: m.kind,
+                channel: s.cand.channel,
                 center_lps_mm: round3(m.center_lps_mm),
                 center_voxel_xyz: round3(m.center_voxel_xyz),
                 slice_index: m.slice_index,
@@ -336,7 +494,7 @@ fn analyze_loaded(
                 suspicion: round4(suspicion),
                 axes_lps_mm: m.axes_lps_mm.map(|a| a.map(round3)),
             };
-            (f, m.mask)
+            (f, m.mask, si)
         })
         .collect();
     findings.sort_by(|a, b| {
@@ -344,16 +502,43 @@ fn analyze_loaded(
             .total_cmp(&a.0.suspicion)
             .then(b.0.diameter_mm.total_cmp(&a.0.diameter_mm))
     });
+    for (f, _, si) in findings.iter().skip(opts.max_findings) {
+        fate[*si] = (
+            CandidateDecision::BeyondMaxFindings,
+            None,
+            format!(
+                "{:.1} mm, suspicion {:.2}: beyond the {} findings reported",
+                f.diameter_mm, f.suspicion, opts.max_findings
+            ),
+        );
+    }
     findings.truncate(opts.max_findings);
-    for (i, (f, _)) in findings.iter_mut().enumerate() {
+    let mut finding_of = BTreeMap::new();
+    for (i, (f, _, si)) in findings.iter_mut().enumerate() {
         f.id = i as u32 + 1;
         f.tracking_uid = tracking_uid(&series.meta.series_instance_uid, f);
+        finding_of.insert(*si, f.id);
+        fate[*si] = (
+            CandidateDecision::Finding,
+            None,
+            format!("finding {}", f.id),
+        );
     }
-    let cats: Vec<LungRads> = findings.iter().map(|(f, _)| f.lung_rads).collect();
+    for (decision, of, reason) in fate.iter_mut() {
+        if *decision == CandidateDecision::Duplicate {
+            let id = of.and_then(|o| finding_of.get(&o).copied());
+            *reason = match id {
+                Some(id) => format!("inside the segmentation of finding {id}"),
+                None => "inside the segmentation of another accepted candidate".into(),
+            };
+            *of = id.map(|v| v as usize);
+        }
+    }
+    let cats: Vec<LungRads> = findings.iter().map(|(f, _, _)| f.lung_rads).collect();
     let exam_rads = lungrads::exam_category(&cats);
     let tf: Vec<TriageFinding> = findings
         .iter()
-        .map(|(f, _)| TriageFinding {
+        .map(|(f, _, _)| TriageFinding {
             id: f.id,
             kind: f.kind,
             diameter_mm: f.diameter_mm,
@@ -361,7 +546,23 @@ fn analyze_loaded(
             lung_rads: f.lung_rads,
         })
         .collect();
-    let exam = triage::triage(&tf, exam_rads, inconclusive.clone(), partial, &opts.triage);
+    let unresolved = if inconclusive.is_none() {
+        unresolved_reasons(
+            &scored,
+            &fate,
+            &detection,
+            &lungs.summary,
+            threshold,
+            &opts.unresolved,
+            &iso,
+        )
+    } else {
+        Vec::new()
+    };
+    let exam = triage::escalate_unresolved(
+        triage::triage(&tf, exam_rads, inconclusive.clone(), partial, &opts.triage),
+        &unresolved,
+    );
     timer.lap(Stage::Triage);
 
     // Report and key images.
@@ -370,9 +571,11 @@ fn analyze_loaded(
     if opts.key_images {
         let rendered: Vec<Result<Vec<u8>>> = findings
             .par_iter()
-            .map(|(f, m)| key_images::finding_png(&series.volume, f.slice_index, m, &f.axes_lps_mm))
+            .map(|(f, m, _)| {
+                key_images::finding_png(&series.volume, f.slice_index, m, &f.axes_lps_mm)
+            })
             .collect();
-        for ((f, _), png) in findings.iter().zip(rendered) {
+        for ((f, _, _), png) in findings.iter().zip(rendered) {
             let file = format!("key-images/finding-{}.png", f.id);
             key_refs.push(KeyImageRef {
                 finding_id: f.id,
@@ -393,7 +596,69 @@ fn analyze_loaded(
     }
     let g = &series.volume.geometry;
     let meta = &series.meta;
-    let (findings, masks): (Vec<Finding>, Vec<FindingMask>) = findings.into_iter().unzip();
+    let (findings, masks): (Vec<Finding>, Vec<FindingMask>) =
+        findings.into_iter().map(|(f, m, _)| (f, m)).unzip();
+    let items = opts.explain.then(|| {
+        let rec = |c: &Candidate,
+                   outputs: BTreeMap<String, f64>,
+                   d: (CandidateDecision, Option<u32>, String),
+                   scale: usize| {
+            let lps = iso.geometry.voxel_to_patient(c.center_xyz);
+            let sv = series.volume.geometry.patient_to_voxel(lps);
+            CandidateRecord {
+                channel: c.channel,
+                center_lps_mm: round3(lps),
+                slice_index: (sv[2].round().max(0.0) as usize).min(n_slices.saturating_sub(1)),
+                radius_mm: (c.radius_mm * 100.0).round() / 100.0,
+                response: (c.response as f64 * 100.0).round() / 100.0,
+                patch_scale: scale,
+                outputs,
+                decision: d.0,
+                finding_id: d.1,
+                reason: d.2,
+            }
+        };
+        let patch = manifest.input.patch_zyx;
+        let mut v: Vec<CandidateRecord> = scored
+            .iter()
+            .zip(&fate)
+            .enumerate()
+            .map(|(i, (s, (d, of, why)))| {
+                let outputs = s
+                    .probs
+                    .iter()
+                    .map(|(k, &p)| (k.clone(), round4(p as f64)))
+                    .collect();
+                let id = match d {
+                    CandidateDecision::Finding => finding_of.get(&i).copied(),
+                    _ => of.map(|o| o as u32),
+                };
+                rec(
+                    &s.cand,
+                    outputs,
+                    (*d, id, why.clone()),
+                    patch_scale(&s.cand, patch, iso.geometry.spacing[0]),
+                )
+            })
+            .collect();
+        v.extend(detection.dropped.iter().map(|c| {
+            rec(
+                c,
+                BTreeMap::new(),
+                (
+                    CandidateDecision::DroppedByBudget,
+                    None,
+                    format!(
+                        "beyond the {} channel's budget of {}",
+                        c.channel.as_str(),
+                        opts.candidates.budget(c.channel)
+                    ),
+                ),
+                patch_scale(c, patch, iso.geometry.spacing[0]),
+            )
+        }));
+        v
+    });
     let accepted_n = findings.len();
     let mut report = Report {
         schema: REPORT_SCHEMA.to_string(),
@@ -428,6 +693,8 @@ fn analyze_loaded(
             classified: detected,
             accepted: accepted_n,
             threshold,
+            channels: detection.channels.clone(),
+            items,
         },
         findings,
         exam,
@@ -472,7 +739,15 @@ fn classify(
             .par_iter()
             .map(|c| {
                 let mut v = Vec::with_capacity(per);
-                extract_patch_into(iso, c.center_xyz, patch, &m.input.normalization, &mut v);
+                let factor = patch_scale(c, patch, iso.geometry.spacing[0]);
+                extract_patch_scaled_into(
+                    iso,
+                    c.center_xyz,
+                    patch,
+                    factor,
+                    &m.input.normalization,
+                    &mut v,
+                );
                 v
             })
             .collect();
@@ -495,6 +770,32 @@ fn classify(
         progress.progress(Stage::Classify, out.len() as f64 / total as f64);
     }
     Ok(out)
+}
+
+/// The nodule-probability threshold a candidate must reach: the model's, or the
+/// subsolid channel's own when that is higher ([`AcceptRules`]).
+fn accept_threshold(s: &Scored, threshold: f64, rules: &AcceptRules) -> f64 {
+    if s.cand.channel == Channel::Subsolid {
+        threshold.max(rules.subsolid_min_probability)
+    } else {
+        threshold
+    }
+}
+
+/// Why a measured candidate of a channel is not a finding, if it is not
+/// ([`AcceptRules`]).
+fn rule_rejects(ch: Channel, m: &Measurement, rules: &AcceptRules) -> Option<String> {
+    match ch {
+        Channel::Subsolid if m.diameter_mm < rules.subsolid_min_diameter_mm => Some(format!(
+            "subsolid {:.1} mm < {} mm: the subsolid channel reports nodules from {} mm (smaller ground glass is Lung-RADS 2)",
+            m.diameter_mm, rules.subsolid_min_diameter_mm, rules.subsolid_min_diameter_mm
+        )),
+        Channel::Mass if m.soft_tissue_hu_sd > rules.mass_max_hu_sd => Some(format!(
+            "soft tissue of mixed attenuation (SD {:.0} HU > {}: vessels, fat, bronchial walls), as at a hilum or the mediastinum, not one lesion",
+            m.soft_tissue_hu_sd, rules.mass_max_hu_sd
+        )),
+        _ => None,
+    }
 }
 
 /// Patient context for the risk model, recording where each value came from.

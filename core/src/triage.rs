@@ -81,6 +81,7 @@ pub fn triage(
             triage_reasons: vec![reason.clone()],
             nodule_count: findings.len(),
             inconclusive_reason: Some(reason),
+            unresolved: Vec::new(),
         };
     }
     let mut urgent = Vec::new();
@@ -123,6 +124,7 @@ pub fn triage(
             triage_reasons: vec![reason.clone()],
             nodule_count: findings.len(),
             inconclusive_reason: Some(reason),
+            unresolved: Vec::new(),
         };
     } else {
         (
@@ -141,7 +143,28 @@ pub fn triage(
         triage_reasons: reasons,
         nodule_count: findings.len(),
         inconclusive_reason: None,
+        unresolved: Vec::new(),
     }
+}
+
+/// No silent routine: when the analysis saw something it could not resolve
+/// (`unresolved`, each a reason in plain words — see
+/// `pipeline::AnalysisOptions::unresolved`), an exam that would be `routine`
+/// becomes `priority`, with those reasons; any other priority keeps its band
+/// and gets the reasons added. For triage a miss is worse than a false alarm.
+pub fn escalate_unresolved(mut exam: Exam, unresolved: &[String]) -> Exam {
+    if unresolved.is_empty() {
+        return exam;
+    }
+    if exam.triage_priority == Priority::Routine {
+        exam.triage_priority = Priority::Priority;
+        exam.triage_score = 0.5;
+        exam.triage_reasons.clear();
+    }
+    exam.triage_reasons
+        .extend(unresolved.iter().map(|u| format!("unresolved: {u}")));
+    exam.unresolved = unresolved.to_vec();
+    exam
 }
 
 #[cfg(test)]
@@ -208,6 +231,38 @@ mod tests {
         let e = triage(&[big], LungRads::Cat4B, None, Some("cut".into()), &r);
         assert_eq!(e.triage_priority, Priority::Urgent);
         assert!(e.triage_reasons.iter().any(|x| x == "cut"));
+    }
+
+    #[test]
+    fn unresolved_findings_never_leave_an_exam_routine() {
+        // Issue 11: "When the analysis saw something it could not resolve ... the
+        // exam is not routine: it is at least priority or inconclusive with the
+        // reason in plain words."
+        let r = TriageRules::default();
+        let why = vec!["right lung 410 mL vs left lung 1650 mL".to_string()];
+        let e = escalate_unresolved(triage(&[], LungRads::Cat1, None, None, &r), &why);
+        assert_eq!(e.triage_priority, Priority::Priority);
+        assert!(e.triage_reasons.iter().any(|x| x.contains("410 mL")));
+        assert_eq!(e.unresolved, why);
+        let urgent = triage(
+            &[f(N, 16.0, 0.1, LungRads::Cat4B)],
+            LungRads::Cat4B,
+            None,
+            None,
+            &r,
+        );
+        let e = escalate_unresolved(urgent, &why);
+        assert_eq!(
+            e.triage_priority,
+            Priority::Urgent,
+            "an urgent exam stays urgent"
+        );
+        let e = escalate_unresolved(triage(&[], LungRads::Cat1, None, None, &r), &[]);
+        assert_eq!(
+            e.triage_priority,
+            Priority::Routine,
+            "nothing unresolved: routine"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use ct_triage_native::input::gather;
 use ct_triage_native::model::{self, ModelChoice};
 use ct_triage_native::output::{DeidKey, OutputOptions, write_analysis};
 use ct_triage_native::progress::BarProgress;
-use ct_triage_native::render::{inspect_text, report_text};
+use ct_triage_native::render::{candidates_text, inspect_text, report_text};
 use ct_triage_native::runner::analyze_paths;
 use ct_triage_native::server::{self, Server};
 use indicatif::{ProgressBar, ProgressDrawTarget};
@@ -105,6 +105,10 @@ struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// List every candidate (channel, position, scale, classifier outputs, why it
+    /// was kept or dropped) in the summary and in report.json (`candidates.items`).
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     deid: DeidArgs,
 }
@@ -296,6 +300,7 @@ fn analyze(a: AnalyzeArgs) -> ct_triage_native::Result<ExitCode> {
             family_history: a.family_history.then_some(true),
             emphysema: a.emphysema.then_some(true),
         },
+        explain: a.explain,
         ..AnalysisOptions::default()
     };
     opts.ingest.series = a.series;
@@ -319,8 +324,9 @@ fn analyze(a: AnalyzeArgs) -> ct_triage_native::Result<ExitCode> {
     let written = write_analysis(&a.out, &analysis, &output)?;
     let report = written.report_of(&analysis);
     let summary = format!(
-        "{}\nWrote {}{} and {} key image(s)\n",
+        "{}{}\nWrote {}{} and {} key image(s)\n",
         report_text(report),
+        candidates_text(report),
         written.report.display(),
         written
             .deidentification

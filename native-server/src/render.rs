@@ -168,3 +168,52 @@ pub fn report_text(r: &Report) -> String {
     ));
     out
 }
+
+/// The candidate list of a report made with `explain` (`analyze --explain`):
+/// one row per candidate with its channel, position, scale, classifier
+/// outputs and what became of it, so that a miss can be traced to the stage
+/// that lost it. Empty when the report has no list.
+pub fn candidates_text(r: &Report) -> String {
+    let Some(items) = &r.candidates.items else {
+        return String::new();
+    };
+    let mut out = String::from("\nCandidates (channel: found / kept / budget):");
+    for c in &r.candidates.channels {
+        out.push_str(&format!(
+            "  {} {}/{}/{}",
+            c.channel.as_str(),
+            c.found,
+            c.kept,
+            c.budget
+        ));
+    }
+    out.push('\n');
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec![
+            "channel", "LPS mm", "slice", "r mm", "strength", "scale", "nodule p", "decision",
+        ]);
+    for c in items {
+        let p = c
+            .outputs
+            .get("nodule")
+            .map_or("-".to_string(), |v| format!("{v:.2}"));
+        t.add_row(vec![
+            c.channel.as_str().to_string(),
+            format!(
+                "{:.0},{:.0},{:.0}",
+                c.center_lps_mm[0], c.center_lps_mm[1], c.center_lps_mm[2]
+            ),
+            c.slice_index.to_string(),
+            format!("{:.1}", c.radius_mm),
+            format!("{:.0}", c.response),
+            c.patch_scale.to_string(),
+            p,
+            c.reason.clone(),
+        ]);
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    out
+}

@@ -43,6 +43,8 @@ export interface AnalyzeOptions extends RequestOptions {
   keyImages?: boolean;
   /** Most findings reported (default 10). */
   maxFindings?: number;
+  /** List every candidate in `report.candidates.items` (channel, position, scale, classifier outputs, decision). Default false. */
+  explain?: boolean;
 }
 
 /** Model files: URLs on your own origin, or the manifest and the safetensors bytes. */
@@ -114,6 +116,8 @@ export interface Finding {
   id: number;
   tracking_uid: string;
   kind: 'nodule' | 'mass';
+  /** The detection channel that found it. */
+  channel: 'solid' | 'subsolid' | 'mass';
   center_lps_mm: [number, number, number];
   center_voxel_xyz: [number, number, number];
   slice_index: number;
@@ -144,7 +148,24 @@ export interface Report {
   patient: Record<string, unknown>;
   warnings: Array<{ code: string; severity: 'info' | 'warning'; message: string }>;
   lungs: null | { right_ml: number; left_ml: number; extent_mm: number; truncated: boolean; laa950_fraction: number };
-  candidates: { detected: number; classified: number; accepted: number; threshold: number };
+  candidates: {
+    detected: number; classified: number; accepted: number; threshold: number;
+    /** Per detection channel: found (after non-maximum suppression, counted up to budget + 16), kept, budget. */
+    channels: Array<{ channel: 'solid' | 'subsolid' | 'mass'; found: number; kept: number; budget: number }>;
+    /** Only with `explain`: every candidate and what became of it. */
+    items?: Array<{
+      channel: 'solid' | 'subsolid' | 'mass';
+      center_lps_mm: [number, number, number];
+      slice_index: number;
+      radius_mm: number;
+      response: number;
+      patch_scale: number;
+      outputs: Record<string, number>;
+      decision: 'finding' | 'below_threshold' | 'not_segmented' | 'rejected_by_rule' | 'duplicate' | 'beyond_max_findings' | 'dropped_by_budget';
+      finding_id: number | null;
+      reason: string;
+    }>;
+  };
   findings: Finding[];
   exam: {
     lung_rads: string | null;
@@ -153,6 +174,8 @@ export interface Report {
     triage_reasons: string[];
     nodule_count: number;
     inconclusive_reason: string | null;
+    /** What the analysis saw and could not resolve; makes a routine exam `priority`. */
+    unresolved: string[];
   };
   key_images: Array<{ finding_id: number; file: string; slice_index: number; sop_instance_uid: string }>;
   timings_ms: Record<string, number>;

@@ -267,7 +267,7 @@ async function fetchOk(url) {
 
 function pick(o) {
   const out = {};
-  for (const k of ['series', 'patient', 'keyImages', 'maxFindings']) if (o[k] !== undefined) out[k] = o[k];
+  for (const k of ['series', 'patient', 'keyImages', 'maxFindings', 'explain']) if (o[k] !== undefined) out[k] = o[k];
   return out;
 }
 

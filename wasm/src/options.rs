@@ -23,6 +23,9 @@ pub struct AnalyzeOptions {
     pub key_images: Option<bool>,
     /// Most findings reported (default 10).
     pub max_findings: Option<usize>,
+    /// List every candidate in the report (`candidates.items`: channel, position,
+    /// scale, classifier outputs, why it was kept or dropped). Default false.
+    pub explain: Option<bool>,
 }
 
 impl AnalyzeOptions {
@@ -58,6 +61,9 @@ impl AnalyzeOptions {
         }
         if let Some(m) = self.max_findings {
             o.max_findings = m;
+        }
+        if let Some(e) = self.explain {
+            o.explain = e;
         }
         o
     }

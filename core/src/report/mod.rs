@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::candidates::{Channel, ChannelSummary};
 use crate::classify::ModelId;
 use crate::ingest::Warning;
 
@@ -153,6 +154,9 @@ pub struct Finding {
     pub tracking_uid: String,
     /// Nodule or mass.
     pub kind: FindingKind,
+    /// The detection channel that found it.
+    #[serde(default)]
+    pub channel: Channel,
     /// Centre of the segmented finding, LPS mm.
     pub center_lps_mm: [f64; 3],
     /// Centre as a continuous voxel index `[x, y, z]` of the source volume.
@@ -278,6 +282,11 @@ pub struct Exam {
     pub nodule_count: usize,
     /// For `inconclusive`: why the input cannot support a result.
     pub inconclusive_reason: Option<String>,
+    /// What the analysis saw and could not resolve (it makes a `routine` exam
+    /// `priority`): an unclassified soft-tissue structure, a lung-volume
+    /// asymmetry, a large candidate left out by a budget.
+    #[serde(default)]
+    pub unresolved: Vec<String>,
 }
 
 /// A key image written for a finding.
@@ -293,10 +302,10 @@ pub struct KeyImageRef {
     pub sop_instance_uid: String,
 }
 
-/// Per-candidate classification outcome kept for transparency (top candidates only).
+/// What the candidate stage found and what became of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateSummary {
-    /// Number of blob candidates detected.
+    /// Candidates passed to the classifier (all channels, after the budgets).
     pub detected: usize,
     /// Number classified.
     pub classified: usize,
@@ -304,6 +313,60 @@ pub struct CandidateSummary {
     pub accepted: usize,
     /// Nodule-probability threshold applied.
     pub threshold: f64,
+    /// Per detection channel: found, kept, budget.
+    #[serde(default)]
+    pub channels: Vec<ChannelSummary>,
+    /// Every candidate with its channel, scale, classifier outputs and why it was
+    /// kept or dropped — only when asked for (`AnalysisOptions::explain`,
+    /// `ct-triage analyze --explain`), absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<CandidateRecord>>,
+}
+
+/// What became of one candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateDecision {
+    /// Reported as a finding (`finding_id`).
+    Finding,
+    /// The classifier's nodule probability was below the threshold.
+    BelowThreshold,
+    /// Accepted by the classifier, but no lesion could be segmented there.
+    NotSegmented,
+    /// Accepted and measured, but a channel's acceptance rule turned it down
+    /// (`pipeline::AcceptRules`, the reason says which).
+    RejectedByRule,
+    /// The same lesion as a candidate reported before it (`finding_id` of that one, when reported).
+    Duplicate,
+    /// A finding beyond the most reported (`AnalysisOptions::max_findings`).
+    BeyondMaxFindings,
+    /// Left out by its channel's budget (not classified).
+    DroppedByBudget,
+}
+
+/// One candidate in the explain list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    /// Detection channel.
+    pub channel: Channel,
+    /// Centre, LPS mm.
+    pub center_lps_mm: [f64; 3],
+    /// Nearest source slice (0-based index in slice order).
+    pub slice_index: usize,
+    /// Estimated radius from the detector, mm.
+    pub radius_mm: f64,
+    /// Detector strength (−DoG in HU, or equivalent diameter in mm for components).
+    pub response: f64,
+    /// Scale at which the classifier saw it (1 = the model's spacing; masses larger).
+    pub patch_scale: usize,
+    /// Classifier outputs (probabilities, by manifest key); empty when not classified.
+    pub outputs: BTreeMap<String, f64>,
+    /// What became of it.
+    pub decision: CandidateDecision,
+    /// The finding it became (or duplicated), if any.
+    pub finding_id: Option<u32>,
+    /// Why, in plain words.
+    pub reason: String,
 }
 
 /// Software identification.
