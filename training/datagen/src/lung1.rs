@@ -8,7 +8,10 @@
 
 use std::path::Path;
 
+use ct_triage_core::candidates::{self, CandidateOptions};
+use ct_triage_core::classify::patch_scale;
 use ct_triage_core::ingest::{self, IngestOptions, InputFile};
+use ct_triage_core::lungs::{self, LungOptions};
 use ct_triage_core::progress::NoProgress;
 use ct_triage_core::resample::to_isotropic;
 use ct_triage_core::volume::Volume;
@@ -21,7 +24,21 @@ pub struct Lung1 {
     pub parenchyma: [Vec<[f64; 3]>; 2],
     /// Blob-detector-like maxima on vessels (mm) for train/val (`[0]`) and test (`[1]`).
     pub maxima: [Vec<[f64; 3]>; 2],
+    /// The core's own candidates on lung1 (its lung region and detection channels,
+    /// with budgets well above inference's), away from the annotated lesion and
+    /// from the one small unannotated nodule-like finding: real hard negatives —
+    /// hilar vessels, heart, aorta and mediastinal borders, the diaphragm, ribs and
+    /// spine where the region meets them. Centre on the 1 mm grid (= mm in the voxel
+    /// frame) and the scale the classifier sees it at; train/val (`[0]`), test (`[1]`).
+    pub candidates: [Vec<([f64; 3], usize)>; 2],
+    /// lung1 on the 1 mm grid (for the candidates' patches).
+    pub iso: Volume,
 }
+
+/// Position (mm, lung1 voxel frame) of the 3.8 mm nodule-like finding the
+/// pipeline reports in lung1's left lower zone, which the truth file does not
+/// annotate: neither a positive nor a negative, candidates within 10 mm are left out.
+const UNANNOTATED_MM: [f64; 3] = [239.2, 153.8, 25.0];
 
 impl Lung1 {
     /// HU at `p` (mm in the voxel frame: `index * spacing`), trilinear; air outside.
@@ -48,6 +65,11 @@ impl Lung1 {
         let c1 = (h(k + 1, j, i) * (1.0 - tx) + h(k + 1, j, i + 1) * tx) * (1.0 - ty)
             + (h(k + 1, j + 1, i) * (1.0 - tx) + h(k + 1, j + 1, i + 1) * tx) * ty;
         c0 * (1.0 - tz) + c1 * tz
+    }
+
+    /// Voxel spacing of the source series (mm).
+    pub fn spacing(&self) -> [f64; 3] {
+        self.vol.geometry.spacing
     }
 
     /// Load the series in `dir` and find parenchyma positions and vessel maxima.
@@ -171,10 +193,39 @@ impl Lung1 {
                 }
             }
         }
+        // The core's candidates, with generous budgets.
+        let lm = lungs::segment(&iso, &LungOptions::default(), &NoProgress)
+            .map_err(|e| e.to_string())?;
+        let copts = CandidateOptions {
+            solid_budget: 600,
+            subsolid_budget: 240,
+            mass_budget: 48,
+            ..CandidateOptions::default()
+        };
+        let det = candidates::detect(&iso, &lm, &copts, &NoProgress).map_err(|e| e.to_string())?;
+        let mut cands = [Vec::new(), Vec::new()];
+        for c in &det.candidates {
+            let p = c.center_xyz; // 1 mm grid, same origin: mm in the voxel frame
+            let d_un = (0..3)
+                .map(|a| (p[a] - UNANNOTATED_MM[a]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let d_les = (0..3)
+                .map(|a| (p[a] - lesion_mm[a]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if d_un < 10.0 || d_les < 30.0 + c.radius_mm {
+                continue;
+            }
+            let side = usize::from(p[0] < mid_x_mm);
+            cands[side].push((p, patch_scale(c, [32, 32, 32], 1.0)));
+        }
         Ok(Lung1 {
             vol,
             parenchyma,
             maxima,
+            candidates: cands,
+            iso,
         })
     }
 }

@@ -70,6 +70,9 @@ struct Args {
     /// Use at most this many nodules in total (smoke runs), spread over the splits.
     #[arg(long)]
     max_nodules: Option<usize>,
+    /// Mass renderings per nodule rendering (split by split).
+    #[arg(long, default_value_t = 0.12)]
+    mass_share: f64,
     /// Share of nodule renderings on lung1 parenchyma.
     #[arg(long, default_value_t = 0.25)]
     lung1_share: f64,
@@ -158,11 +161,13 @@ fn run() -> Result<(), String> {
                 [0, 1, 2].map(|a| c[a].as_f64().unwrap_or(0.0) * sp[a].as_f64().unwrap_or(1.0));
             let l = lung1::Lung1::load(dir, lesion)?;
             eprintln!(
-                "lung1: parenchyma {}/{} positions, maxima {}/{} (train-val/test) ({:.1} s)",
+                "lung1: parenchyma {}/{} positions, maxima {}/{}, core candidates {}/{} (train-val/test) ({:.1} s)",
                 l.parenchyma[0].len(),
                 l.parenchyma[1].len(),
                 l.maxima[0].len(),
                 l.maxima[1].len(),
+                l.candidates[0].len(),
+                l.candidates[1].len(),
                 t0.elapsed().as_secs_f64()
             );
             Some(l)
@@ -245,6 +250,7 @@ fn run() -> Result<(), String> {
                         reading: Some(reading),
                         scan: &db.scans[nod.scan],
                         lung1_at,
+                        lung1_candidate: None,
                     },
                     nodule: Some(ni),
                     reading: Some(ri),
@@ -252,15 +258,46 @@ fn run() -> Result<(), String> {
                 n_pos += 1;
             }
         }
+        // Masses: nodules of 12–26 mm rendered as 2–3× larger lesions seen at that scale.
+        let mass_pool: Vec<usize> = per_split[s]
+            .iter()
+            .copied()
+            .filter(|&ni| {
+                let n = &db.nodules[ni];
+                // solid (LIDC texture ≥ 4): the mass channel looks for soft tissue
+                (12.0..=26.0).contains(&n.diameter_mm) && n.texture_median >= 4.0
+            })
+            .collect();
+        let n_mass = if mass_pool.is_empty() {
+            0
+        } else {
+            (n_pos as f64 * args.mass_share).round() as usize
+        };
+        for k in 0..n_mass {
+            let ni = mass_pool[prng.below(mass_pool.len())];
+            let nod = &db.nodules[ni];
+            let ri = nod.readings[k % nod.readings.len()];
+            let reading = shown[ri].as_ref().unwrap_or(&db.readings[ri]);
+            plan.push(Planned {
+                split: s,
+                spec: SampleSpec {
+                    kind: Kind::Mass,
+                    reading: Some(reading),
+                    scan: &db.scans[nod.scan],
+                    lung1_at: None,
+                    lung1_candidate: None,
+                },
+                nodule: Some(ni),
+                reading: Some(ri),
+            });
+        }
+        let n_pos = n_pos + n_mass;
         let n_neg = (n_pos as f64 * args.neg_ratio).round() as usize;
         let weights: Vec<f64> = Kind::NEGATIVES
             .iter()
             .map(|(k, w)| {
-                if *k == Kind::Lung1Maximum && lung1.is_none() {
-                    0.0
-                } else {
-                    *w
-                }
+                let real = matches!(k, Kind::Lung1Maximum | Kind::Lung1Candidate);
+                if real && lung1.is_none() { 0.0 } else { *w }
             })
             .collect();
         for _ in 0..n_neg {
@@ -272,7 +309,15 @@ fn run() -> Result<(), String> {
                 }
                 _ => None,
             };
-            let kind = if kind == Kind::Lung1Maximum && lung1_at.is_none() {
+            let lung1_candidate = match (kind, lung1.as_ref()) {
+                (Kind::Lung1Candidate, Some(l)) if !l.candidates[side].is_empty() => {
+                    Some(l.candidates[side][prng.below(l.candidates[side].len())])
+                }
+                _ => None,
+            };
+            let kind = if (kind == Kind::Lung1Maximum && lung1_at.is_none())
+                || (kind == Kind::Lung1Candidate && lung1_candidate.is_none())
+            {
                 Kind::Vessel
             } else {
                 kind
@@ -284,6 +329,7 @@ fn run() -> Result<(), String> {
                     reading: None,
                     scan,
                     lung1_at,
+                    lung1_candidate,
                 },
                 nodule: None,
                 reading: None,
@@ -309,7 +355,7 @@ fn run() -> Result<(), String> {
     let mut pf =
         std::io::BufWriter::new(std::fs::File::create(&patches_path).map_err(|e| e.to_string())?);
     let mut index = String::from(
-        "idx,split,kind,label_nodule,label_malignancy,malignant,patient_id,scan_id,nodule_id,reading_id,n_readers,malignancy_median,diameter_mm,volume_mm3,type_class,calcified,spiculation_median,margin_median,texture_median,lobulation_median,reader_malignancy,reader_spiculation,reader_margin,reader_texture,reader_calcification,reader_diameter_mm,background,juxtapleural,juxtavascular,jitter_mm,pixel_mm,thickness_mm,increment_mm,psf_mm,noise_hu,dose,kernel,contrast\n",
+        "idx,split,kind,label_nodule,label_malignancy,malignant,patient_id,scan_id,nodule_id,reading_id,n_readers,malignancy_median,diameter_mm,volume_mm3,type_class,calcified,spiculation_median,margin_median,texture_median,lobulation_median,reader_malignancy,reader_spiculation,reader_margin,reader_texture,reader_calcification,reader_diameter_mm,background,juxtapleural,juxtavascular,jitter_mm,pixel_mm,thickness_mm,increment_mm,psf_mm,noise_hu,dose,kernel,contrast,patch_scale\n",
     );
     let lung1_ref = lung1.as_ref();
     let chunk = 512;
@@ -335,17 +381,20 @@ fn run() -> Result<(), String> {
             let rd = p.reading.map(|i| &db.readings[i]);
             let opt = |v: Option<String>| v.unwrap_or_default();
             let a = &info.acq;
+            let is_mass = p.spec.kind == Kind::Mass;
             let label_mal = nod.map(|n| match n.malignant {
+                // a mass rendering carries no malignancy label of its own: indeterminate
+                _ if is_mass => 0.5,
                 Some(m) => m as f64,
                 None => 0.5,
             });
             index.push_str(&format!(
-                "{idx},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{:.3},{:.2},{},{},{}\n",
+                "{idx},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{:.3},{:.2},{},{},{},{}\n",
                 SPLITS[p.split],
                 p.spec.kind.name(),
                 u8::from(nod.is_some()),
                 opt(label_mal.map(|v| v.to_string())),
-                opt(nod.and_then(|n| n.malignant).map(|v| v.to_string())),
+                opt(nod.and_then(|n| n.malignant).filter(|_| !is_mass).map(|v| v.to_string())),
                 p.spec.scan.patient_id,
                 p.spec.scan.id,
                 opt(nod.map(|n| n.id.clone())),
@@ -378,6 +427,7 @@ fn run() -> Result<(), String> {
                 a.dose,
                 a.kernel,
                 u8::from(info.contrast),
+                info.scale,
             ));
         }
         eprint!(

@@ -3,7 +3,7 @@
 //! with the core's `to_isotropic` and cut the patch with the core's
 //! `extract_patch` — the exact preprocessing of inference.
 
-use ct_triage_core::classify::{Normalization, extract_patch};
+use ct_triage_core::classify::{Normalization, extract_patch, extract_patch_scaled_into};
 use ct_triage_core::progress::NoProgress;
 use ct_triage_core::resample::to_isotropic;
 use serde::Serialize;
@@ -37,19 +37,28 @@ pub enum Kind {
     Lung,
     /// A blob-detector maximum in real CT (lung1).
     Lung1Maximum,
+    /// One of the core's own candidates in real CT (lung1), cut from lung1
+    /// directly at the scale inference uses (no simulated acquisition).
+    Lung1Candidate,
+    /// A mass (positive): a LIDC nodule rendered as a lesion 2–3× its size seen
+    /// at the coarser scale inference shows masses at — acquisition pixel,
+    /// slice and blur divided by the scale, noise by its 1.5th power (the mean of
+    /// scale³ voxels) — mostly broad-based on the chest wall.
+    Mass,
 }
 
 impl Kind {
     /// Negative kinds and their share of the negatives.
-    pub const NEGATIVES: [(Kind, f64); 8] = [
-        (Kind::Vessel, 0.24),
-        (Kind::VesselZ, 0.10),
-        (Kind::Bifurcation, 0.20),
-        (Kind::Pleura, 0.12),
-        (Kind::Airway, 0.10),
-        (Kind::Fissure, 0.08),
-        (Kind::Lung, 0.06),
-        (Kind::Lung1Maximum, 0.10),
+    pub const NEGATIVES: [(Kind, f64); 9] = [
+        (Kind::Vessel, 0.21),
+        (Kind::VesselZ, 0.09),
+        (Kind::Bifurcation, 0.17),
+        (Kind::Pleura, 0.10),
+        (Kind::Airway, 0.08),
+        (Kind::Fissure, 0.07),
+        (Kind::Lung, 0.05),
+        (Kind::Lung1Maximum, 0.08),
+        (Kind::Lung1Candidate, 0.15),
     ];
 
     /// snake_case name.
@@ -64,6 +73,8 @@ impl Kind {
             Kind::Fissure => "fissure",
             Kind::Lung => "lung",
             Kind::Lung1Maximum => "lung1_maximum",
+            Kind::Lung1Candidate => "lung1_candidate",
+            Kind::Mass => "mass",
         }
     }
 }
@@ -83,6 +94,8 @@ pub struct RenderInfo {
     pub acq: Acquisition,
     /// Contrast-enhanced vessels.
     pub contrast: bool,
+    /// The scale the patch shows (1: the model's spacing; masses 2–3).
+    pub scale: usize,
 }
 
 /// Patch geometry and normalisation shared with the manifest.
@@ -403,6 +416,8 @@ pub struct SampleSpec<'a> {
     pub scan: &'a Scan,
     /// Use lung1 as background at this position (mm, lung1 frame).
     pub lung1_at: Option<V3>,
+    /// For [`Kind::Lung1Candidate`]: the candidate (1 mm grid) and its scale.
+    pub lung1_candidate: Option<(V3, usize)>,
 }
 
 /// Render one sample: the normalised patch and how it was made.
@@ -413,6 +428,38 @@ pub fn render(
     rng: &mut Rng,
 ) -> Result<(Vec<f32>, RenderInfo), String> {
     let contrast = spec.scan.contrast;
+    if spec.kind == Kind::Lung1Candidate {
+        let l = lung1.ok_or("lung1 candidate without lung1")?;
+        let (c, scale) = spec
+            .lung1_candidate
+            .ok_or("lung1 candidate without a position")?;
+        let mut p = Vec::with_capacity(patch.patch_zyx.iter().product());
+        extract_patch_scaled_into(
+            &l.iso,
+            c,
+            patch.patch_zyx,
+            scale,
+            &patch.normalization,
+            &mut p,
+        );
+        return Ok((
+            p,
+            RenderInfo {
+                background: "lung1",
+                juxtapleural: false,
+                juxtavascular: false,
+                jitter_mm: 0.0,
+                acq: Acquisition::native(l.spacing()),
+                contrast: false,
+                scale,
+            },
+        ));
+    }
+    let mass_scale = if spec.kind == Kind::Mass {
+        2 + rng.below(2)
+    } else {
+        1
+    };
     let mut scene = Scene {
         parenchyma: match spec.lung1_at {
             Some(c) => Parenchyma::Real {
@@ -436,13 +483,14 @@ pub fn render(
     }
     let mut jitter = rng.in_ball(1.5);
     match spec.kind {
-        Kind::Nodule => {
+        Kind::Nodule | Kind::Mass => {
             let reading = spec.reading.ok_or("nodule sample without a reading")?;
             let m = nodule_model(rng, reading);
             let diam = reading.diameter_mm;
             jitter = rng.in_ball((0.25 * diam + 1.0).min(4.0));
+            let p_wall = if spec.kind == Kind::Mass { 0.7 } else { 0.18 };
             if synthetic {
-                if rng.chance(0.18) {
+                if rng.chance(p_wall) {
                     juxtapleural = true;
                     let d = m.r_eq * rng.range(0.5, 1.1);
                     scene.wall = Some(wall_at(rng, d));
@@ -531,7 +579,7 @@ pub fn render(
             scene.fissure = Some(fissure_at(rng, d));
             jitter = rng.in_ball(1.0);
         }
-        Kind::Lung | Kind::Lung1Maximum => {}
+        Kind::Lung | Kind::Lung1Maximum | Kind::Lung1Candidate => {}
     }
     // Incidental context structures.
     if synthetic {
@@ -549,12 +597,15 @@ pub fn render(
         }
     }
     let extra_noise = if synthetic { 1.0 } else { 0.6 };
-    let acq = Acquisition::draw(
+    let mut acq = Acquisition::draw(
         rng,
         spec.scan.pixel_spacing,
         spec.scan.slice_thickness,
         extra_noise,
     );
+    if mass_scale > 1 {
+        acq.rescale(mass_scale as f64);
+    }
     let half =
         0.5 * patch.patch_zyx.iter().copied().max().unwrap_or(32) as f64 * patch.spacing_mm + 1.5;
     let vol = acquire(&scene, &acq, jitter, half, lung1, rng);
@@ -570,6 +621,7 @@ pub fn render(
             jitter_mm: len(jitter),
             acq,
             contrast,
+            scale: mass_scale,
         },
     ))
 }
