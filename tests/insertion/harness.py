@@ -155,6 +155,9 @@ class Anatomy:
         # distance (mm) from inside the lung to its outside, and from the body to outside air
         self.d_lung = ndi.distance_transform_edt(filled, sampling=sampling)
         self.d_body = ndi.distance_transform_edt(body, sampling=sampling)
+        # outward normals of the lung surface: gradient of the smoothed distance map
+        smooth = ndi.gaussian_filter(self.d_lung, sigma=(0.6, 4.0, 4.0))
+        self.grad_lung = np.gradient(smooth, s.sz, s.sy, s.sx)
         vessels = filled & (hu > -350)
         vessels = ndi.binary_opening(vessels, structure=np.ones((1, 2, 2), bool))
         self.d_vessel = ndi.distance_transform_edt(~vessels, sampling=sampling)
@@ -323,13 +326,20 @@ def place(anat, s, rng, kind, where, d, taken):
     if where == "interior":
         ok = anat.parenchyma & (anat.d_lung >= r + 6.0)
     elif where == "juxtapleural":
-        # the lesion touches the pleura: centre ~0.75 r inside the lung surface, costal side
-        ok = anat.lung & (np.abs(anat.d_lung - 0.75 * r) <= 1.0) & (anat.d_body <= 45.0) & (s.hu < -600)
+        # the lesion touches the pleura (attached, not beyond it): centre 0.85–1.0 r
+        # inside the lung surface, costal side
+        depth = rng.uniform(0.85, 1.0) * r
+        ok = anat.lung & (np.abs(anat.d_lung - depth) <= 0.8) & (anat.d_body <= 45.0) & (s.hu < -600)
     elif where == "juxtavascular":
         ok = anat.parenchyma & (anat.d_lung >= r + 6.0) & (np.abs(anat.d_vessel - 0.8 * r) <= 0.8)
     elif where == "chest_wall":
-        # a mass on the costal chest wall: centre 0.25 r outside the lung surface
+        # a mass broad-based on the costal chest wall: centre 0–0.2 r outside the lung
+        # surface, on the lateral, anterior or posterior costal pleura (away from the
+        # midline, where the surface is mediastinal), checked below to bulge into the lung
         ok = anat.lung & (anat.d_lung <= 1.5) & (anat.d_body <= 40.0) & (anat.d_body >= 8.0)
+        mid = s.hu.shape[2] / 2.0
+        xs_all = np.arange(s.hu.shape[2])[None, None, :]
+        ok &= np.abs(xs_all - mid) * s.sx >= 40.0
     else:
         raise ValueError(where)
     zs, ys, xs = np.nonzero(ok)
@@ -343,18 +353,33 @@ def place(anat, s, rng, kind, where, d, taken):
         cm = np.array([c[0] * s.sx, c[1] * s.sy, c[2] * s.sz])
         if where == "chest_wall":
             # push outward along the lung's outward normal (gradient of d_lung)
-            gz, gy, gx = [g[zs[i], ys[i], xs[i]] for g in np.gradient(anat.d_lung, s.sz, s.sy, s.sx)]
+            gz, gy, gx = [g[zs[i], ys[i], xs[i]] for g in anat.grad_lung]
             n = -np.array([gx, gy, gz])
             n[2] *= 0.3  # mostly in-plane
             if np.linalg.norm(n) < 1e-6:
                 continue
             n /= np.linalg.norm(n)
-            cm = cm + n * 0.25 * r
+            cm = cm + n * rng.uniform(0.0, 0.2) * r
             c = cm / np.array([s.sx, s.sy, s.sz])
         clear = all(np.linalg.norm(cm - t[0]) > t[1] + r + 15.0 for t in taken)
+        if clear and where == "chest_wall" and lung_share(anat, s, cm, r) < 0.4:
+            continue  # mostly outside the lung: an extrapulmonary mass, not this case
         if clear:
             return c
     return None
+
+
+def lung_share(anat, s, cm, r):
+    """Share of a sphere (centre `cm` mm, radius `r`) inside the harness' lung mask."""
+    zs = np.arange(max(0, int((cm[2] - r) / s.sz)), min(s.hu.shape[0], int((cm[2] + r) / s.sz) + 1))
+    ys = np.arange(max(0, int((cm[1] - r) / s.sy)), min(s.hu.shape[1], int((cm[1] + r) / s.sy) + 1))
+    xs = np.arange(max(0, int((cm[0] - r) / s.sx)), min(s.hu.shape[2], int((cm[0] + r) / s.sx) + 1))
+    Z, Y, X = np.meshgrid(zs * s.sz - cm[2], ys * s.sy - cm[1], xs * s.sx - cm[0], indexing="ij")
+    inside = (X ** 2 + Y ** 2 + Z ** 2) <= r * r
+    if not inside.any():
+        return 0.0
+    lung = anat.lung[np.ix_(zs, ys, xs)]
+    return float((lung & inside).sum() / inside.sum())
 
 
 def render(hu, anat, s, rng, kind, d, centre_vox, noise_sd):
@@ -571,7 +596,7 @@ def main():
     ap.add_argument("--seed", type=int, default=20261201)
     ap.add_argument("--check", action="store_true", help="exit 1 when a floor is not met")
     ap.add_argument("--only", default=None, help="comma-separated case ids (debugging)")
-    ap.add_argument("--extra", nargs="*", default=[], help="extra arguments for ct-triage analyze")
+    ap.add_argument("--explain", action="store_true", help="run ct-triage analyze --explain (candidate lists in the reports)")
     ap.add_argument("--reuse", action="store_true", help="reuse written cases (same seed)")
     args = ap.parse_args()
 
@@ -607,7 +632,7 @@ def main():
         out = os.path.join(args.work, case_id, "out")
         if not (args.reuse and os.path.isdir(folder)):
             s.write(hu, folder, case_id)
-        cmd = [args.ct_triage, "analyze", folder, "--out", out, "--quiet", *args.extra]
+        cmd = [args.ct_triage, "analyze", folder, "--out", out, "--quiet"] + (["--explain"] if args.explain else [])
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode not in (0, 3):
             print(p.stderr, file=sys.stderr)

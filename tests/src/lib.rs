@@ -25,6 +25,17 @@ pub fn lung1_truth() -> serde_json::Value {
     serde_json::from_str(&s).unwrap()
 }
 
+/// `tests/data/lung2/dicom`: the real chest CT held out from training.
+pub fn lung2_dir() -> PathBuf {
+    repo_root().join("tests/data/lung2/dicom")
+}
+
+/// The truth file of lung2 (its labelled mass).
+pub fn lung2_truth() -> serde_json::Value {
+    let s = std::fs::read_to_string(repo_root().join("tests/data/lung2/lung2.truth.json")).unwrap();
+    serde_json::from_str(&s).unwrap()
+}
+
 /// Every file directly in a folder, sorted by name, read into memory.
 pub fn read_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
