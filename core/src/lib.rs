@@ -26,6 +26,8 @@
 
 #![warn(missing_docs)]
 
+pub mod anatomy;
+pub mod calcification;
 pub mod candidates;
 pub mod classify;
 pub mod error;
@@ -34,8 +36,10 @@ pub mod ingest;
 pub mod lungrads;
 pub mod lungs;
 pub mod measure;
+pub mod morphology;
 pub mod pipeline;
 pub mod progress;
+pub mod quality;
 pub mod report;
 pub mod resample;
 pub mod risk;
