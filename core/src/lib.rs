@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod anatomy;
+pub mod assess;
 pub mod calcification;
 pub mod candidates;
 pub mod classify;

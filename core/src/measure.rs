@@ -95,8 +95,14 @@ pub struct Measurement {
     pub volume_mm3: f64,
     /// Mean HU.
     pub mean_hu: f64,
-    /// Type by attenuation.
+    /// Type by attenuation; `Calcified` only for a benign calcification pattern.
     pub nodule_type: NoduleType,
+    /// Type by the HU fractions alone (≥ 25 % of voxels ≥ 200 HU = calcified).
+    pub type_hu_fraction: NoduleType,
+    /// Calcification pattern (issue 12).
+    pub calcification: crate::calcification::Calcification,
+    /// Margins and shape (issue 12).
+    pub morphology: crate::morphology::Morphology,
     /// Mean diameter of the solid part (part-solid only), mm.
     pub solid_component_mm: Option<f64>,
     /// Location.
@@ -306,10 +312,7 @@ pub fn measure(
         0.0
     };
     let calc_fraction = n_calc as f64 / n;
-    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu
-    {
-        (NoduleType::Calcified, None)
-    } else if solid_fraction < 0.1 && mean_hu < opts.solid_hu {
+    let attenuation = if solid_fraction < 0.1 && mean_hu < opts.solid_hu {
         (NoduleType::GroundGlass, None)
     } else if solid_fraction < 0.7 {
         // Solid component: the solid voxels of the mask, measured the same way.
@@ -335,6 +338,35 @@ pub fn measure(
     } else {
         (NoduleType::Solid, None)
     };
+    // ---- issue 12: calcification pattern and shape (core::calcification, core::morphology) ----
+    // Only a benign calcification pattern makes the nodule `Calcified`; the
+    // HU-fraction type of before (≥ 25 % of voxels ≥ 200 HU) is kept beside it.
+    let type_hu_fraction = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu {
+        NoduleType::Calcified
+    } else {
+        attenuation.0
+    };
+    let calcification = crate::calcification::classify(
+        &mask,
+        &hu_box,
+        g.spacing,
+        &crate::calcification::CalcificationOptions {
+            calcified_hu: opts.calcified_hu,
+            ..Default::default()
+        },
+    );
+    let morphology = crate::morphology::assess(
+        &mask,
+        g.spacing[0],
+        g.spacing[1],
+        &crate::morphology::MorphologyOptions::default(),
+    );
+    let (nodule_type, solid_component_mm) = if calcification.benign {
+        (NoduleType::Calcified, None)
+    } else {
+        attenuation
+    };
+    // ---- end issue 12 ----
     // Location.
     let center_lps = g.voxel_to_patient(centroid);
     let location = locate(iso, lungs, center_lps, &mask, [x0, y0, z0], src);
@@ -357,6 +389,9 @@ pub fn measure(
         volume_mm3: round2(volume_mm3),
         mean_hu: round2(mean_hu),
         nodule_type,
+        type_hu_fraction,
+        calcification,
+        morphology,
         solid_component_mm,
         location,
         mask: FindingMask {
@@ -590,7 +625,10 @@ fn locate(
     Location {
         side,
         zone,
-        upper_lobe: zone == Zone::Upper,
+        // Set from the lobe approximation (core::anatomy) by the pipeline.
+        upper_lobe: false,
         juxtapleural,
+        lobe: crate::anatomy::Lobe::Unknown,
+        lobe_method: String::new(),
     }
 }

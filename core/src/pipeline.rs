@@ -32,17 +32,15 @@ use crate::candidates::{self, Candidate, CandidateOptions, CandidateSource};
 use crate::classify::{Classifier, extract_patch_into};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions, InputFile, LoadedSeries, Severity, Warning};
-use crate::lungrads::{self, NoduleForRads};
 use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
 use crate::progress::{Progress, Stage};
 use crate::report::{
-    CandidateSummary, DISCLAIMER, Finding, Generator, InputSummary, KeyImageRef, LungRads,
+    CandidateSummary, DISCLAIMER, Finding, Generator, InputSummary, KeyImageRef, LIMITS,
     PatientContext, REPORT_SCHEMA, Report, key_images,
 };
 use crate::resample;
-use crate::risk::{BrockInputs, brock_probability};
-use crate::triage::{self, TriageFinding, TriageRules};
+use crate::triage::TriageRules;
 
 /// What the caller knows about the patient beyond the DICOM header.
 /// Anything left `None` comes from DICOM (age, sex) or a stated default.
@@ -110,8 +108,11 @@ pub struct KeyImage {
     pub finding_id: u32,
     /// File name relative to the output folder (`key-images/finding-N.png`).
     pub file: String,
-    /// PNG bytes.
+    /// PNG bytes: overview and zoomed inset side by side.
     pub png: Vec<u8>,
+    /// The panels (overview at the source pixel size, zoomed inset), each
+    /// written as a Secondary Capture with its own pixel spacing.
+    pub panels: key_images::RenderedKeyImage,
 }
 
 /// Everything one analysis produced.
@@ -285,59 +286,19 @@ fn analyze_loaded(
     timer.lap(Stage::Measure);
 
     // Risk, Lung-RADS, suspicion, triage.
+    // ---- issue 12: clinical rules in core::assess (lobe, Brock, Lung-RADS, triage) ----
     let patient = patient_context(&series, &opts.patient, lungs.summary.laa950_fraction);
-    let count = kept.len();
+    let anatomy = crate::anatomy::LungAnatomy::estimate(&iso, &lungs);
+    let ctx = crate::assess::Context {
+        patient: &patient,
+        anatomy: &anatomy,
+        series: &series,
+        rules: &opts.triage,
+        nodule_count: kept.len(),
+    };
     let mut findings: Vec<(Finding, FindingMask)> = kept
         .into_iter()
-        .map(|(s, m)| {
-            let p = |k: &str| s.probs.get(k).map(|&v| v as f64);
-            let malignancy = p("malignancy").unwrap_or(0.0);
-            let spic = p("spiculation");
-            let brock = brock_probability(&BrockInputs {
-                age_years: patient.age_years,
-                female: patient.female,
-                family_history: patient.family_history,
-                emphysema: patient.emphysema,
-                diameter_mm: m.diameter_mm,
-                nodule_type: m.nodule_type,
-                upper_lobe: m.location.upper_lobe,
-                nodule_count: count,
-                spiculation: spic.is_some_and(|v| v >= 0.5),
-            });
-            let (rads, why) = lungrads::categorize(&NoduleForRads {
-                nodule_type: m.nodule_type,
-                diameter_mm: m.diameter_mm,
-                solid_component_mm: m.solid_component_mm,
-                suspicious_features: spic.is_some_and(|v| v >= 0.5),
-            });
-            let nodule_p = p("nodule").unwrap_or(0.0);
-            let suspicion = (malignancy.max(triage::rads_weight(rads)) + 0.01 * nodule_p).min(1.0);
-            let f = Finding {
-                id: 0,
-                tracking_uid: String::new(),
-                kind: m.kind,
-                center_lps_mm: round3(m.center_lps_mm),
-                center_voxel_xyz: round3(m.center_voxel_xyz),
-                slice_index: m.slice_index,
-                diameter_mm: m.diameter_mm,
-                long_axis_mm: m.long_axis_mm,
-                short_axis_mm: m.short_axis_mm,
-                volume_mm3: m.volume_mm3,
-                mean_hu: m.mean_hu,
-                nodule_type: m.nodule_type,
-                solid_component_mm: m.solid_component_mm,
-                location: m.location.clone(),
-                nodule_probability: round4(nodule_p),
-                malignancy_probability: round4(malignancy),
-                spiculation_probability: spic.map(round4),
-                brock_probability: round4(brock),
-                lung_rads: rads,
-                lung_rads_reason: why,
-                suspicion: round4(suspicion),
-                axes_lps_mm: m.axes_lps_mm.map(|a| a.map(round3)),
-            };
-            (f, m.mask)
-        })
+        .map(|(s, m)| (crate::assess::finding(&m, &s.probs, &ctx), m.mask))
         .collect();
     findings.sort_by(|a, b| {
         b.0.suspicion
@@ -349,28 +310,30 @@ fn analyze_loaded(
         f.id = i as u32 + 1;
         f.tracking_uid = tracking_uid(&series.meta.series_instance_uid, f);
     }
-    let cats: Vec<LungRads> = findings.iter().map(|(f, _)| f.lung_rads).collect();
-    let exam_rads = lungrads::exam_category(&cats);
-    let tf: Vec<TriageFinding> = findings
-        .iter()
-        .map(|(f, _)| TriageFinding {
-            id: f.id,
-            kind: f.kind,
-            diameter_mm: f.diameter_mm,
-            malignancy: f.malignancy_probability,
-            lung_rads: f.lung_rads,
-        })
-        .collect();
-    let exam = triage::triage(&tf, exam_rads, inconclusive.clone(), partial, &opts.triage);
+    let exam = {
+        let mut fs: Vec<Finding> = findings.iter().map(|(f, _)| f.clone()).collect();
+        let e = crate::assess::exam(&mut fs, inconclusive.clone(), partial, &opts.triage);
+        for ((f, _), g) in findings.iter_mut().zip(fs) {
+            *f = g;
+        }
+        e
+    };
+    if lungs.inconclusive.is_none()
+        && let Some(w) = crate::quality::motion_warning(&iso, &lungs, &series.volume)
+    {
+        warnings.push(w);
+    }
+    warnings.push(crate::quality::needs_prior_exams(findings.len()));
+    // ---- end issue 12 ----
     timer.lap(Stage::Triage);
 
     // Report and key images.
     let mut key_images_out = Vec::new();
     let mut key_refs = Vec::new();
     if opts.key_images {
-        let rendered: Vec<Result<Vec<u8>>> = findings
+        let rendered: Vec<Result<key_images::RenderedKeyImage>> = findings
             .par_iter()
-            .map(|(f, m)| key_images::finding_png(&series.volume, f.slice_index, m, &f.axes_lps_mm))
+            .map(|(f, m)| key_images::render_finding(&series.volume, f, m))
             .collect();
         for ((f, _), png) in findings.iter().zip(rendered) {
             let file = format!("key-images/finding-{}.png", f.id);
@@ -378,16 +341,19 @@ fn analyze_loaded(
                 finding_id: f.id,
                 file: file.clone(),
                 slice_index: f.slice_index,
+                image_number: f.image_number,
                 sop_instance_uid: series
                     .slices
                     .get(f.slice_index)
                     .map(|s| s.sop_instance_uid.clone())
                     .unwrap_or_default(),
             });
+            let panels = png?;
             key_images_out.push(KeyImage {
                 finding_id: f.id,
                 file,
-                png: png?,
+                png: panels.composite_png.clone(),
+                panels,
             });
         }
     }
@@ -434,6 +400,7 @@ fn analyze_loaded(
         key_images: key_refs,
         timings_ms: BTreeMap::new(),
         disclaimer: DISCLAIMER.to_string(),
+        limits: LIMITS.iter().map(|s| s.to_string()).collect(),
     };
     progress.progress(Stage::Report, 1.0);
     timer.lap(Stage::Report);
@@ -540,12 +507,4 @@ fn tracking_uid(series_uid: &str, f: &Finding) -> String {
     v.copy_from_slice(&d[..16]);
     v[0] &= 0x7f; // keep it below 2^127 so the decimal stays ≤ 39 digits
     format!("2.25.{}", u128::from_be_bytes(v))
-}
-
-fn round3(v: [f64; 3]) -> [f64; 3] {
-    v.map(|x| (x * 1000.0).round() / 1000.0)
-}
-
-fn round4(v: f64) -> f64 {
-    (v * 1e4).round() / 1e4
 }
