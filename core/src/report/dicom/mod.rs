@@ -192,7 +192,7 @@ pub(crate) fn analysis_key(a: &Analysis) -> [u8; 32] {
 }
 
 /// Which object an [`ExportedObject`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
     /// The TID 1500 SR.
