@@ -4,17 +4,18 @@
 //!
 //! **Motion** is detected only when it is gross: patient or breathing motion
 //! between slices displaces the lungs on one slice against its neighbours.
-//! Per source slice (where the lungs are at least half their largest cross
-//! section, so the apex and the diaphragm dome, which change fast anyway, are
-//! left out) the lung area and centroid are compared with the mean of the two
-//! neighbouring slices; a centroid off by ≥ 5 mm in-plane, or an area off by
-//! ≥ 25 %, on any slice gives a warning. Blurring within a slice, or motion
-//! smaller than that, is not detected.
+//! Per source slice and per lung (where each lung is at least half its
+//! largest cross section, so the apex and the diaphragm dome, which change
+//! fast anyway, are left out) the lung's area and centroid are compared with
+//! the mean of the two neighbouring slices; when *both* lungs are off — a
+//! centroid by ≥ 5 mm in-plane, or an area by ≥ 25 % — a warning names the
+//! slice (a lesion or the dome changes one lung; motion moves the chest).
+//! Blurring within a slice, or motion smaller than that, is not detected.
 
 use ndarray::Axis;
 
 use crate::ingest::{Severity, Warning};
-use crate::lungs::LungMasks;
+use crate::lungs::{LEFT, LungMasks, RIGHT};
 use crate::volume::Volume;
 
 /// In-plane centroid displacement (mm) against the neighbours that counts as motion.
@@ -22,9 +23,12 @@ pub const MOTION_SHIFT_MM: f64 = 5.0;
 /// Relative area deviation against the neighbours that counts as motion.
 pub const MOTION_AREA: f64 = 0.25;
 
-/// Lung area (mm²) and centroid (LPS x, y mm) of the iso slice nearest to each source slice.
-fn profile(iso: &Volume, lungs: &LungMasks, src: &Volume) -> Vec<(f64, f64, f64)> {
-    let (nz, ny, nx) = lungs.region.dim();
+/// Per lung (right, left): area (mm²) and centroid (LPS x, y mm) on the iso
+/// slice nearest to each source slice.
+type LungProfile = [(f64, f64, f64); 2];
+
+fn profile(iso: &Volume, lungs: &LungMasks, src: &Volume) -> Vec<LungProfile> {
+    let (nz, _, _) = lungs.region.dim();
     let gi = &iso.geometry;
     let gs = &src.geometry;
     let px_area = gi.spacing[0] * gi.spacing[1];
@@ -33,44 +37,65 @@ fn profile(iso: &Volume, lungs: &LungMasks, src: &Volume) -> Vec<(f64, f64, f64)
         .map(|s| {
             let p = gs.voxel_to_patient([centre[0], centre[1], s as f64]);
             let k = gi.patient_to_voxel(p)[2].round();
+            let mut out = [(0.0, 0.0, 0.0); 2];
             if k < 0.0 || k as usize >= nz {
-                return (0.0, 0.0, 0.0);
+                return out;
             }
             let plane = lungs.region.index_axis(Axis(0), k as usize);
-            let (mut n, mut si, mut sj) = (0usize, 0.0, 0.0);
+            let mut acc = [(0usize, 0.0f64, 0.0f64); 2];
             for ((j, i), &v) in plane.indexed_iter() {
-                if v != 0 {
-                    n += 1;
-                    si += i as f64;
-                    sj += j as f64;
+                let side = match v {
+                    RIGHT => 0,
+                    LEFT => 1,
+                    _ => continue,
+                };
+                acc[side].0 += 1;
+                acc[side].1 += i as f64;
+                acc[side].2 += j as f64;
+            }
+            for (o, (n, si, sj)) in out.iter_mut().zip(acc) {
+                if n > 0 {
+                    let c = gi.voxel_to_patient([si / n as f64, sj / n as f64, k]);
+                    *o = (n as f64 * px_area, c[0], c[1]);
                 }
             }
-            if n == 0 || ny == 0 || nx == 0 {
-                return (0.0, 0.0, 0.0);
-            }
-            let c = gi.voxel_to_patient([si / n as f64, sj / n as f64, k]);
-            (n as f64 * px_area, c[0], c[1])
+            out
         })
         .collect()
 }
 
-/// A `motion` warning when the lungs jump on a slice against both neighbours.
+/// A `motion` warning when both lungs jump on a slice against both neighbours
+/// (motion moves the whole chest; a lesion or the diaphragm dome changes one lung).
 pub fn motion_warning(iso: &Volume, lungs: &LungMasks, src: &Volume) -> Option<Warning> {
     let prof = profile(iso, lungs, src);
-    let max_area = prof.iter().map(|p| p.0).fold(0.0, f64::max);
-    if max_area <= 0.0 || prof.len() < 3 {
+    if prof.len() < 3 {
         return None;
     }
-    let big = |p: &(f64, f64, f64)| p.0 >= 0.5 * max_area;
+    let max_area: [f64; 2] =
+        std::array::from_fn(|l| prof.iter().map(|p| p[l].0).fold(0.0, f64::max));
+    if max_area.iter().any(|&m| m <= 0.0) {
+        return None;
+    }
     let mut worst: Option<(usize, f64, f64)> = None;
     for s in 1..prof.len() - 1 {
-        let (a, b, c) = (prof[s - 1], prof[s], prof[s + 1]);
-        if !(big(&a) && big(&b) && big(&c)) {
+        // Per lung: displacement and relative area change against the neighbours.
+        let mut dev = [(0.0f64, 0.0f64); 2];
+        let mut judged = true;
+        for (l, d) in dev.iter_mut().enumerate() {
+            let (a, b, c) = (prof[s - 1][l], prof[s][l], prof[s + 1][l]);
+            if [a, b, c].iter().any(|p| p.0 < 0.5 * max_area[l]) {
+                judged = false;
+                break;
+            }
+            let shift = (b.1 - (a.1 + c.1) / 2.0).hypot(b.2 - (a.2 + c.2) / 2.0);
+            let mean = (a.0 + c.0) / 2.0;
+            *d = (shift, (b.0 - mean).abs() / mean.max(1.0));
+        }
+        if !judged {
             continue;
         }
-        let shift = (b.1 - (a.1 + c.1) / 2.0).hypot(b.2 - (a.2 + c.2) / 2.0);
-        let mean = (a.0 + c.0) / 2.0;
-        let area = (b.0 - mean).abs() / mean.max(1.0);
+        let shift = dev[0].0.min(dev[1].0);
+        let area = dev[0].1.min(dev[1].1);
         if (shift >= MOTION_SHIFT_MM || area >= MOTION_AREA)
             && worst.is_none_or(|w| shift + 10.0 * area > w.1 + 10.0 * w.2)
         {
@@ -82,10 +107,9 @@ pub fn motion_warning(iso: &Volume, lungs: &LungMasks, src: &Volume) -> Option<W
         "motion",
         Severity::Warning,
         format!(
-            "possible motion: on slice {} (0-based) the lungs are displaced by {shift:.1} mm and \
-             their area differs by {:.0} % against the neighbouring slices; sizes and shapes there \
-             may be distorted",
-            s,
+            "possible motion: on slice {s} (0-based) both lungs are displaced by at least \
+             {shift:.1} mm or change their area by at least {:.0} % against the neighbouring \
+             slices; sizes and shapes there may be distorted",
             area * 100.0
         ),
     ))
@@ -173,6 +197,15 @@ mod tests {
         assert_eq!(w.code, "motion");
         assert_eq!(w.severity, Severity::Warning);
         assert!(w.message.contains("slice 14"), "{}", w.message);
+        // One lung displaced alone (a lesion, the dome) is not motion.
+        let (v, mut l) = lungs(Some((14, 4)));
+        let still = lungs(None).1;
+        for ((k, j, i), r) in l.region.indexed_iter_mut() {
+            if k == 14 && (i >= 50 || still.region[[k, j, i]] == LEFT) {
+                *r = still.region[[k, j, i]];
+            }
+        }
+        assert_eq!(motion_warning(&v, &l, &v), None);
         let (v, l) = lungs(Some((14, 2))); // 4 mm: below the threshold
         assert_eq!(motion_warning(&v, &l, &v), None);
     }
