@@ -14,7 +14,8 @@
 //!  │       ├ Tracking Identifier "Finding N", Tracking Unique Identifier (TID 4108)
 //!  │       ├ Finding category = Morphologically abnormal structure
 //!  │       ├ Finding = Nodule | Mass
-//!  │       ├ Finding Site = Upper/Middle/Lower zone of lung (+ Laterality);
+//!  │       ├ Finding Site = Upper / Middle / Lower lobe of lung (the landmark
+//!  │       │   approximation) or Lung when the lobe is unknown (+ Laterality);
 //!  │       │   Subpleural (+ Laterality) when juxtapleural
 //!  │       ├ Algorithm Name / Version / Parameters (sha256, runtime, pipeline),
 //!  │       │   Algorithm Family = Artificial Intelligence       TID 4019
@@ -26,16 +27,27 @@
 //!  │       │   Attenuation Coefficient (Derivation Mean) [[hnsf'U]],
 //!  │       │   Solid component mean diameter [mm] (part-solid only, 99CTT)
 //!  │       ├ NUM Certainty of Finding [1] (model nodule probability)
-//!  │       ├ NUM Probability of cancer [1] (the model, named by TID 4019 items)
-//!  │       ├ NUM Probability of cancer [1], Measurement Method = Brock (99CTT)
+//!  │       ├ NUM AI malignancy score [1] (99CTT: its own concept, never
+//!  │       │   "Probability of cancer")
+//!  │       ├ NUM Probability of cancer [1], Measurement Method = Brock (99CTT),
+//!  │       │   with the model's inputs as Algorithm Parameters
+//!  │       │   (every NUM: Algorithm Name + Version of what made it, TID 300 → TID 4019)
 //!  │       ├ CODE Nodule attenuation type (99CTT name; values Solid, Part-solid
 //!  │       │   (99CTT), Ground glass opacity (DCM), Calcified (SCT))
-//!  │       └ CODE Assessment Category = Lung-RADS v2022 category (99CTT values)
+//!  │       ├ CODE Calcification pattern (99CTT) + the reason
+//!  │       ├ CODE Assessment Category = Lung-RADS v2022 category (99CTT values)
+//!  │       │   + reason, v2022 management, Algorithm Name/Version of the rules
+//!  │       ├ TEXT Source series and image number ("series 2, image 35 …")
+//!  │       └ CODE Priority = the finding's triage band + the rules that set it
 //!  └ CONTAINS Qualitative Evaluations (C0034375, UMLS)
-//!      ├ CODE Assessment Category = exam Lung-RADS (category 0 when inconclusive)
+//!      ├ CODE Assessment Category = exam Lung-RADS (0 when part of the lungs
+//!      │   was not evaluated) + reason, management and the baseline-only note
 //!      ├ CODE Priority = Urgent | Priority | Routine | Inconclusive (99CTT values)
-//!      │   └ HAS PROPERTIES Triage score [1], Triage reason (TEXT, one per rule)
-//!      └ TEXT Comment = the disclaimer
+//!      │   └ HAS PROPERTIES Triage score [1], Triage reason (TEXT, one per
+//!      │     rule), Triage rule set (TEXT)
+//!      ├ TEXT Comment = the disclaimer
+//!      ├ TEXT Limitation of this analysis (one per stated limit)
+//!      └ TEXT Analysis warning (one per warning)
 //! ```
 //!
 //! All codes and their sources are in [`super::codes`].
