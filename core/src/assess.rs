@@ -211,3 +211,220 @@ pub fn exam(
         rules,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! Phantoms through the real measurement stage and the assessment: the
+    //! issue-12 cases. Sources: ACR Lung-RADS v2022 (category 1 only for
+    //! complete, central, popcorn and concentric calcification; category 2 for
+    //! smooth juxtapleural solid nodules < 10 mm; otherwise by size).
+    use super::*;
+    use crate::anatomy::LungAnatomy;
+    use crate::ingest::{SliceRef, StudyMeta};
+    use crate::lungs::{LungMasks, RIGHT};
+    use crate::measure::{self, MeasureOptions};
+    use crate::report::{LungRads, LungSummary};
+    use crate::volume::{Geometry, Volume};
+    use ndarray::Array3;
+
+    const SP: [f64; 3] = [0.7, 0.7, 1.25];
+    const N: [usize; 3] = [90, 90, 40];
+
+    /// Lung (−850 HU) inside x < 80 voxels, chest wall (40 HU) beyond; a nodule
+    /// from `hu(x, y, z)` (mm from `centre`), `None` outside it.
+    fn phantom(
+        centre_vox: [f64; 3],
+        hu: impl Fn(f64, f64, f64) -> Option<f64>,
+    ) -> (Volume, LungMasks) {
+        let [nx, ny, nz] = N;
+        let mut vol = Array3::<i16>::from_elem((nz, ny, nx), -850);
+        let mut region = Array3::<u8>::zeros((nz, ny, nx));
+        for k in 0..nz {
+            for j in 0..ny {
+                for i in 0..nx {
+                    if i >= 80 {
+                        vol[[k, j, i]] = 40;
+                        continue;
+                    }
+                    region[[k, j, i]] = RIGHT;
+                    let d = [
+                        (i as f64 - centre_vox[0]) * SP[0],
+                        (j as f64 - centre_vox[1]) * SP[1],
+                        (k as f64 - centre_vox[2]) * SP[2],
+                    ];
+                    if let Some(h) = hu(d[0], d[1], d[2]) {
+                        vol[[k, j, i]] = h as i16;
+                    }
+                }
+            }
+        }
+        let geometry = Geometry {
+            size: N,
+            spacing: SP,
+            origin: [-30.0, -30.0, -25.0],
+            direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        };
+        let lungs = LungMasks {
+            aerated: region.clone(),
+            region,
+            summary: LungSummary {
+                right_ml: 1000.0,
+                left_ml: 1000.0,
+                extent_mm: 50.0,
+                truncated: true,
+                laa950_fraction: 0.0,
+            },
+            inconclusive: None,
+            z_range: Some((0, nz - 1)),
+        };
+        (Volume { hu: vol, geometry }, lungs)
+    }
+
+    fn assess_phantom(
+        centre_vox: [f64; 3],
+        radius: f64,
+        hu: impl Fn(f64, f64, f64) -> Option<f64>,
+    ) -> Finding {
+        let (vol, lungs) = phantom(centre_vox, hu);
+        let c = vol.geometry.voxel_to_patient(centre_vox);
+        let m = measure::measure(&vol, &vol, &lungs, c, radius, &MeasureOptions::default())
+            .expect("the phantom is measured");
+        let series = crate::ingest::LoadedSeries {
+            slices: (0..N[2])
+                .map(|k| SliceRef {
+                    sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                    sop_instance_uid: format!("1.2.3.{k}"),
+                    frame_number: None,
+                    instance_number: Some(100 + k as i64),
+                })
+                .collect(),
+            meta: StudyMeta {
+                series_number: Some(7),
+                ..StudyMeta::default()
+            },
+            series_key: "phantom".into(),
+            slice_thickness_mm: Some(1.25),
+            transfer_syntaxes: vec![],
+            warnings: vec![],
+            volume: vol.clone(),
+        };
+        let patient = PatientContext {
+            age_years: 62.0,
+            age_source: "default".into(),
+            female: false,
+            sex_source: "default".into(),
+            family_history: false,
+            emphysema: false,
+            history_source: "default".into(),
+        };
+        let anatomy = LungAnatomy::estimate(&vol, &lungs);
+        let rules = TriageRules::default();
+        let ctx = Context {
+            patient: &patient,
+            anatomy: &anatomy,
+            series: &series,
+            rules: &rules,
+            nodule_count: 1,
+        };
+        let probs = BTreeMap::from([
+            ("nodule".to_string(), 0.9f32),
+            ("malignancy".to_string(), 0.3),
+        ]);
+        finding(&m, &probs, &ctx)
+    }
+
+    fn sphere(
+        r: f64,
+        calcium: impl Fn(f64, f64, f64) -> bool,
+    ) -> impl Fn(f64, f64, f64) -> Option<f64> {
+        move |x, y, z| {
+            (x * x + y * y + z * z <= r * r).then(|| if calcium(x, y, z) { 350.0 } else { 40.0 })
+        }
+    }
+
+    /// The issue-12 case: a 14 mm solid nodule with an eccentric calcification
+    /// was category 1 (≥ 25 % of voxels ≥ 200 HU); by size it is 4A.
+    #[test]
+    fn eccentric_calcification_is_categorised_by_size() {
+        let f = assess_phantom(
+            [40.0, 45.0, 20.0],
+            7.0,
+            sphere(7.0, |x, y, z| {
+                (x - 3.6).powi(2) + y * y + z * z <= 3.2f64.powi(2)
+            }),
+        );
+        let c = f.calcification.as_ref().unwrap();
+        assert_eq!(
+            c.pattern,
+            crate::calcification::CalcificationPattern::Eccentric,
+            "{c:?}"
+        );
+        assert_eq!(
+            f.lung_rads,
+            LungRads::Cat4A,
+            "{} ({} mm)",
+            f.lung_rads_reason,
+            f.diameter_mm
+        );
+        assert_eq!(f.nodule_type, NoduleType::Solid);
+        // The image number is the slice's InstanceNumber, the series number the series'.
+        assert_eq!(f.image_number, Some(100 + f.slice_index as i64));
+        assert_eq!(f.series_number, Some(7));
+        assert!(f.lung_rads_management.starts_with("3-month LDCT"));
+    }
+
+    #[test]
+    fn central_calcification_is_category_1() {
+        let f = assess_phantom(
+            [40.0, 45.0, 20.0],
+            7.0,
+            sphere(7.0, |x, y, z| x * x + y * y + z * z <= 2.6f64.powi(2)),
+        );
+        assert_eq!(
+            f.calcification.as_ref().unwrap().pattern,
+            crate::calcification::CalcificationPattern::Central
+        );
+        assert_eq!(f.lung_rads, LungRads::Cat1, "{}", f.lung_rads_reason);
+        assert_eq!(f.nodule_type, NoduleType::Calcified);
+        assert_eq!(f.type_hu_fraction, Some(NoduleType::Solid));
+    }
+
+    /// v2022 category 2: a smooth lentiform 8 mm solid nodule on the pleura;
+    /// the same nodule away from the pleura is category 4A by size.
+    #[test]
+    fn smooth_juxtapleural_nodule_is_category_2() {
+        let lens = |x: f64, y: f64, z: f64| {
+            ((x / 2.6).powi(2) + (y / 5.0).powi(2) + (z / 4.0).powi(2) <= 1.0).then_some(40.0)
+        };
+        // Centre 3 voxels (2.1 mm) from the wall at x = 80 voxels.
+        let f = assess_phantom([76.5, 45.0, 20.0], 4.5, lens);
+        assert!(f.location.juxtapleural, "{:?}", f.location);
+        assert!(
+            f.diameter_mm >= 6.0 && f.diameter_mm < 10.0,
+            "{}",
+            f.diameter_mm
+        );
+        assert_eq!(
+            f.lung_rads,
+            LungRads::Cat2,
+            "{} {:?}",
+            f.lung_rads_reason,
+            f.morphology
+        );
+        let f = assess_phantom([40.0, 45.0, 20.0], 4.5, lens);
+        assert!(!f.location.juxtapleural);
+        assert!(f.lung_rads >= LungRads::Cat3, "{}", f.lung_rads_reason);
+    }
+
+    /// Brock uses the long axis and, with the lobe unknown (partial coverage),
+    /// the reference category with the upper-lobe value beside it.
+    #[test]
+    fn brock_uses_the_long_axis_and_states_the_lobe_default() {
+        let f = assess_phantom([40.0, 45.0, 20.0], 7.0, sphere(7.0, |_, _, _| false));
+        let b = f.brock.as_ref().unwrap();
+        assert_eq!(b.diameter_mm, f.long_axis_mm);
+        assert_eq!(b.upper_lobe_source, "default (lobe unknown)");
+        assert!(b.probability_if_upper_lobe.unwrap() > f.brock_probability);
+        assert_eq!(f.volume_mm3, f.volume_mm3.round());
+    }
+}
