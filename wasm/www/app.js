@@ -338,8 +338,8 @@ function renderFindings(r) {
     tr.setAttribute('data-testid', 'finding');
     tr.dataset.index = String(i);
     tr.tabIndex = 0;
-    const lobe = f.location.lobe && f.location.lobe !== 'unknown' ? t(`lobe_${f.location.lobe}`) : `${t(`side_${f.location.side}`)} · ${t('lobe_unknown')}`;
-    const loc = `${lobe}${f.location.juxtapleural ? ` · ${t('juxtapleural')}` : ''}`;
+    const lobe = f.location.lobe && f.location.lobe !== 'unknown' ? t(`lobeShort_${f.location.lobe}`) : `${t(`side_${f.location.side}`)} · ${t('lobeShort_unknown')}`;
+    const loc = `${lobe}${f.location.juxtapleural ? ` · ${t('pleural')}` : ''}`;
     const type = `${t(`t_${f.type}`)}${f.kind === 'mass' ? ` ${t('k_mass')}` : ''}`;
     const size = `${f.diameter_mm.toFixed(1)} mm`;
     const cells = [
@@ -350,7 +350,7 @@ function renderFindings(r) {
       imageCell(f),
       f.lung_rads,
       pct(f.brock_probability),
-      pct(f.malignancy_probability),
+      f.malignancy_probability.toFixed(2),
     ];
     cells.forEach((c, k) => {
       const td = document.createElement('td');
@@ -363,6 +363,7 @@ function renderFindings(r) {
         td.textContent = c;
       }
       if (k === 4) td.dataset.testid = 'image-number';
+      if (k === 1) td.title = f.location.lobe_method || '';
       if (k === 3 || k >= 6) td.className = 'num';
       if (k === 3) td.title = `${f.long_axis_mm.toFixed(1)} × ${f.short_axis_mm.toFixed(1)} mm · ${Math.round(f.volume_mm3)} mm³`;
       if (k === 5) td.title = `${f.lung_rads_reason}\n${f.lung_rads_management || ''}`;
