@@ -94,7 +94,8 @@ pub fn categorize(n: &NoduleForRads) -> (LungRads, String) {
         );
     }
     let (cat, why) = match n.nodule_type {
-        NoduleType::Calcified => unreachable!("handled above"),
+        // Returned above; kept total without a panic.
+        NoduleType::Calcified => (LungRads::Cat1, "benign calcification".to_string()),
         NoduleType::Solid => {
             if d < 6.0 {
                 (LungRads::Cat2, format!("solid {d} mm < 6 mm"))
