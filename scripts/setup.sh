@@ -11,8 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
-# 1. System packages: real DICOM peers (dcmtk, gdcm, Orthanc) and a headless browser.
-APT_PKGS=(dcmtk libgdcm-tools orthanc orthanc-dicomweb chromium chromium-driver curl jq)
+# 1. System packages: real DICOM peers (dcmtk, gdcm, Orthanc), the dicom3tools IOD
+#    validator (dciodvfy) and a headless browser.
+APT_PKGS=(dcmtk dicom3tools libgdcm-tools orthanc orthanc-dicomweb chromium chromium-driver curl jq)
 if [ -z "${SETUP_SKIP_APT:-}" ]; then
     missing=()
     for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

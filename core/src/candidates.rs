@@ -11,8 +11,9 @@
 //! Everything outside the (closed) lung region is set to air, so juxtapleural
 //! nodules stand out against the "outside" like any other blob. Within a
 //! channel candidates are thinned by non-maximum suppression and ranked by
-//! strength; what falls beyond a channel's budget is counted and the largest
-//! such candidate kept in [`Detection::dropped`], so the triage stage can say
+//! strength; up to [`LARGE_RESERVE`] candidates of 10 mm radius or more beyond
+//! the budget are kept as well; what still falls beyond it is counted and kept
+//! in [`Detection::dropped`], so the triage stage can say
 //! that something was not examined. A channel's budget never goes to another.
 
 use ndarray::{Array3, Axis, s};
@@ -119,7 +120,7 @@ pub struct ChannelSummary {
     pub channel: Channel,
     /// Candidates after non-maximum suppression, counted up to the budget + 16.
     pub found: usize,
-    /// Candidates passed on (at most the budget).
+    /// Candidates passed on: the budget, plus up to [`LARGE_RESERVE`] large ones.
     pub kept: usize,
     /// The budget.
     pub budget: usize,
@@ -136,6 +137,9 @@ pub struct Detection {
     pub dropped: Vec<Candidate>,
 }
 
+/// Candidates of 10 mm radius or more a channel keeps beyond its budget.
+pub const LARGE_RESERVE: usize = 4;
+
 /// The DoG scales, in mm: Gaussian sigmas; DoG i uses sigmas i and i+1.
 /// Fine scales (1 mm grid): blob radii ≈ 2–3 mm (3–6 mm nodules).
 const SIGMAS_FINE: [f32; 3] = [1.0, 1.414, 2.0];
@@ -143,7 +147,7 @@ const SIGMAS_FINE: [f32; 3] = [1.0, 1.414, 2.0];
 const SIGMAS_COARSE: [f32; 6] = [2.0, 2.828, 4.0, 5.657, 8.0, 11.314];
 /// Subsolid scales (2 mm grid): blob radii ≈ 4–17 mm (8–30 mm nodules).
 const SIGMAS_SUBSOLID: [f32; 5] = [2.828, 4.0, 5.657, 8.0, 11.314];
-/// Mass scales (4 mm grid): blob radii ≈ 17–50 mm.
+/// Mass scales (4 mm grid): blob radii ≈ 17–33 mm.
 const SIGMAS_MASS: [f32; 4] = [8.0, 11.314, 16.0, 22.627];
 
 impl Detection {
@@ -307,15 +311,28 @@ pub fn detect(
         let mine: Vec<Candidate> = found.iter().filter(|c| c.channel == ch).cloned().collect();
         let budget = opts.budget(ch);
         let thinned = suppress(mine, sp, budget + 16);
+        // The budget goes by rank; on top of it, up to LARGE_RESERVE candidates of
+        // 10 mm radius or more that the budget left out are kept too, so that a
+        // low-contrast large lesion is never left out by many small strong blobs.
+        let (mut kept, mut dropped, mut extra) = (Vec::new(), Vec::new(), 0);
+        for (rank, c) in thinned.into_iter().enumerate() {
+            if rank < budget {
+                kept.push(c);
+            } else if c.radius_mm >= 10.0 && extra < LARGE_RESERVE {
+                extra += 1;
+                kept.push(c);
+            } else {
+                dropped.push(c);
+            }
+        }
         out.channels.push(ChannelSummary {
             channel: ch,
-            found: thinned.len(),
-            kept: thinned.len().min(budget),
+            found: kept.len() + dropped.len(),
+            kept: kept.len(),
             budget,
         });
-        let mut it = thinned.into_iter();
-        out.candidates.extend(it.by_ref().take(budget));
-        out.dropped.extend(it.take(16));
+        out.candidates.extend(kept);
+        out.dropped.extend(dropped.into_iter().take(16));
     }
     progress.progress(Stage::Candidates, 1.0);
     Ok(out)

@@ -26,6 +26,9 @@
 
 #![warn(missing_docs)]
 
+pub mod anatomy;
+pub mod assess;
+pub mod calcification;
 pub mod candidates;
 pub mod classify;
 pub mod error;
@@ -34,8 +37,10 @@ pub mod ingest;
 pub mod lungrads;
 pub mod lungs;
 pub mod measure;
+pub mod morphology;
 pub mod pipeline;
 pub mod progress;
+pub mod quality;
 pub mod report;
 pub mod resample;
 pub mod risk;

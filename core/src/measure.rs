@@ -101,13 +101,18 @@ pub struct Measurement {
     pub volume_mm3: f64,
     /// Mean HU.
     pub mean_hu: f64,
-    /// Standard deviation of HU over the soft-tissue part (≥ `solid_hu`) of the
-    /// mask's interior (eroded in-plane by one pixel): low for a lesion (one
-    /// tissue), high for a hilum or mediastinal border (vessels, fat, bronchial
-    /// walls, contrast).
-    pub soft_tissue_hu_sd: f64,
-    /// Type by attenuation.
+    /// Standard deviation of HU over the mask's interior (eroded in-plane by two
+    /// pixels): low for a lesion (one tissue), high for a hilum or mediastinal
+    /// border (vessels, fat, bronchial walls, contrast).
+    pub interior_hu_sd: f64,
+    /// Type by attenuation; `Calcified` only for a benign calcification pattern.
     pub nodule_type: NoduleType,
+    /// Type by the HU fractions alone (≥ 25 % of voxels ≥ 200 HU = calcified).
+    pub type_hu_fraction: NoduleType,
+    /// Calcification pattern (issue 12).
+    pub calcification: crate::calcification::Calcification,
+    /// Margins and shape (issue 12).
+    pub morphology: crate::morphology::Morphology,
     /// Mean diameter of the solid part (part-solid only), mm.
     pub solid_component_mm: Option<f64>,
     /// Location.
@@ -116,21 +121,35 @@ pub struct Measurement {
     pub mask: FindingMask,
 }
 
+/// What the detector says a candidate is, which decides two segmentation rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionHint {
+    /// A solid nodule: a growth that leaks beyond its limit is a vessel (`None`);
+    /// a ground-glass halo is segmented with it.
+    Solid,
+    /// A ground-glass or part-solid nodule: leaks (common at its low threshold) are
+    /// bounded by the radial profile; the halo is segmented with it.
+    Subsolid,
+    /// A mass: leaks (broad contact with the chest wall) are bounded by the radial
+    /// profile; a ground-glass halo is segmented with it.
+    Mass,
+}
+
 /// Segment and measure a finding around `center_lps` with estimated `radius_mm`.
 /// Returns `None` when nothing lesion-like is there (the threshold region is
-/// empty or tiny, or it leaks beyond the growth limit). With `profile_bound`
-/// a leaking growth is instead bounded by the lesion's radial profile (used for
-/// subsolid nodules and masses, whose low thresholds or broad contact with the
-/// chest wall make leaks common; a solid nodule that leaks is a vessel).
+/// empty or tiny, or — for [`LesionHint::Solid`] — it leaks beyond the growth
+/// limit).
 pub fn measure(
     src: &Volume,
     iso: &Volume,
     lungs: &LungMasks,
     center_lps: Vec3,
     radius_mm: f64,
-    profile_bound: bool,
+    hint: LesionHint,
     opts: &MeasureOptions,
 ) -> Option<Measurement> {
+    let profile_bound = hint != LesionHint::Solid;
     let g = &src.geometry;
     let (nz, ny, nx) = src.hu.dim();
     let c = g.patient_to_voxel(center_lps);
@@ -294,7 +313,7 @@ pub fn measure(
     // solid tissue, segment again halfway between the background and that ring:
     // the total extent (ground glass and solid part), as Lung-RADS measures it.
     if let Some(m) = &mask
-        && let Some(ring) = ring_median(m, &hu_box, &inside, min_px)
+        && let Some(ring) = ring_level(m, &hu_box, &inside, min_px)
         && ring >= b + opts.halo_min_hu
         && ring < opts.solid_hu
     {
@@ -318,6 +337,7 @@ pub fn measure(
     let (mut n_calc, mut n_core, mut n_core_solid) = (0usize, 0usize, 0usize);
     let (mut st_n, mut st_s, mut st_ss) = (0usize, 0f64, 0f64);
     let eroded = erode_inplane(&mask);
+    let eroded2 = erode_inplane(&eroded);
     for ((k, j, i), &m) in mask.indexed_iter() {
         if !m {
             continue;
@@ -334,13 +354,15 @@ pub fn measure(
             n_core += 1;
             if h >= opts.solid_hu {
                 n_core_solid += 1;
-                st_n += 1;
-                st_s += h;
-                st_ss += h * h;
             }
         }
+        if eroded2[[k, j, i]] {
+            st_n += 1;
+            st_s += h;
+            st_ss += h * h;
+        }
     }
-    let soft_tissue_hu_sd = if st_n >= 2 {
+    let interior_hu_sd = if st_n >= 2 {
         let m = st_s / st_n as f64;
         ((st_ss / st_n as f64 - m * m).max(0.0)).sqrt()
     } else {
@@ -370,7 +392,7 @@ pub fn measure(
     // Type, by the solid component's size as Lung-RADS reads it: the solid voxels
     // (≥ −300 HU) of the segmentation, opened in-plane by 1.5 mm so that vessels
     // running through ground glass do not count, measured like the whole nodule
-    // on its own slice of largest area. No solid component of 3 mm or more:
+    // on its own slice of largest area. No solid component of 2 mm or more:
     // ground glass; one that is (nearly) the whole nodule — within 2 mm of the
     // total diameter, or ≥ 80 % of it: solid; otherwise part-solid.
     let _ = (n_core, n_core_solid);
@@ -400,16 +422,42 @@ pub fn measure(
             ((sl + ss) / 2.0 * 10.0).round() / 10.0
         }
     };
-    let (nodule_type, solid_component_mm) = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu
-    {
-        (NoduleType::Calcified, None)
-    } else if solid_d < 3.0 && mean_hu < opts.solid_hu {
+    let attenuation = if solid_d < 3.0 && mean_hu < opts.solid_hu {
         (NoduleType::GroundGlass, None)
     } else if solid_d >= diameter - 2.0 || solid_d >= 0.8 * diameter {
         (NoduleType::Solid, None)
     } else {
         (NoduleType::PartSolid, Some(solid_d))
     };
+    // ---- issue 12: calcification pattern and shape (core::calcification, core::morphology) ----
+    // Only a benign calcification pattern makes the nodule `Calcified`; the
+    // HU-fraction type of before (≥ 25 % of voxels ≥ 200 HU) is kept beside it.
+    let type_hu_fraction = if calc_fraction >= 0.25 || mean_hu >= opts.calcified_hu {
+        NoduleType::Calcified
+    } else {
+        attenuation.0
+    };
+    let calcification = crate::calcification::classify(
+        &mask,
+        &hu_box,
+        g.spacing,
+        &crate::calcification::CalcificationOptions {
+            calcified_hu: opts.calcified_hu,
+            ..Default::default()
+        },
+    );
+    let morphology = crate::morphology::assess(
+        &mask,
+        g.spacing[0],
+        g.spacing[1],
+        &crate::morphology::MorphologyOptions::default(),
+    );
+    let (nodule_type, solid_component_mm) = if calcification.benign {
+        (NoduleType::Calcified, None)
+    } else {
+        attenuation
+    };
+    // ---- end issue 12 ----
     // Location.
     let center_lps = g.voxel_to_patient(centroid);
     let location = locate(iso, lungs, center_lps, &mask, [x0, y0, z0], src);
@@ -431,8 +479,11 @@ pub fn measure(
         ],
         volume_mm3: round2(volume_mm3),
         mean_hu: round2(mean_hu),
-        soft_tissue_hu_sd: round2(soft_tissue_hu_sd),
+        interior_hu_sd: round2(interior_hu_sd),
         nodule_type,
+        type_hu_fraction,
+        calcification,
+        morphology,
         solid_component_mm,
         location,
         mask: FindingMask {
@@ -555,9 +606,9 @@ fn profile_edge(
     None
 }
 
-/// Median HU of the in-plane ring 1–3 mm outside `m` (on the slices `m` occupies),
-/// inside the lung region; `None` when the ring has fewer than 8 voxels.
-fn ring_median(m: &Array3<bool>, hu: &Array3<f64>, inside: &Array3<u8>, px_mm: f64) -> Option<f64> {
+/// The median HU of the in-plane ring 1–3 mm outside `m` (on the slices `m`
+/// occupies), inside the lung region; `None` when the ring has fewer than 8 voxels.
+fn ring_level(m: &Array3<bool>, hu: &Array3<f64>, inside: &Array3<u8>, px_mm: f64) -> Option<f64> {
     let (r1, r3) = ((1.0 / px_mm) as f32, (3.0 / px_mm) as f32);
     let mut vals = Vec::new();
     for (k, plane) in m.outer_iter().enumerate() {
@@ -722,7 +773,10 @@ fn locate(
     Location {
         side,
         zone,
-        upper_lobe: zone == Zone::Upper,
+        // Set from the lobe approximation (core::anatomy) by the pipeline.
+        upper_lobe: false,
         juxtapleural,
+        lobe: crate::anatomy::Lobe::Unknown,
+        lobe_method: String::new(),
     }
 }

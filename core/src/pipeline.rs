@@ -28,21 +28,20 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::assess::{round3, round4};
 use crate::candidates::{self, Candidate, CandidateOptions, Channel};
 use crate::classify::{Classifier, extract_patch_scaled_into, patch_scale};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions, InputFile, LoadedSeries, Severity, Warning};
-use crate::lungrads::{self, NoduleForRads};
 use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
 use crate::progress::{Progress, Stage};
 use crate::report::{
     CandidateDecision, CandidateRecord, CandidateSummary, DISCLAIMER, Finding, Generator,
-    InputSummary, KeyImageRef, LungRads, PatientContext, REPORT_SCHEMA, Report, key_images,
+    InputSummary, KeyImageRef, LIMITS, PatientContext, REPORT_SCHEMA, Report, key_images,
 };
 use crate::resample;
-use crate::risk::{BrockInputs, brock_probability};
-use crate::triage::{self, TriageFinding, TriageRules};
+use crate::triage::{self, TriageRules};
 
 /// What the caller knows about the patient beyond the DICOM header.
 /// Anything left `None` comes from DICOM (age, sex) or a stated default.
@@ -130,6 +129,10 @@ pub struct AcceptRules {
     /// interior: a lesion is one tissue; a hilum or mediastinal border is
     /// vessels, fat and bronchial walls. Default 100 HU.
     pub mass_max_hu_sd: f64,
+    /// Smallest distance (mm) of a mass-channel finding's centre from the midline
+    /// between the two lungs (the mean of their centroids' x): nearer, it is in
+    /// the mediastinum (aorta, heart, lymph nodes). Default 25 mm.
+    pub mass_min_midline_mm: f64,
 }
 
 impl Default for AcceptRules {
@@ -138,6 +141,7 @@ impl Default for AcceptRules {
             subsolid_min_probability: 0.9,
             subsolid_min_diameter_mm: 6.0,
             mass_max_hu_sd: 100.0,
+            mass_min_midline_mm: 25.0,
         }
     }
 }
@@ -232,8 +236,11 @@ pub struct KeyImage {
     pub finding_id: u32,
     /// File name relative to the output folder (`key-images/finding-N.png`).
     pub file: String,
-    /// PNG bytes.
+    /// PNG bytes: overview and zoomed inset side by side.
     pub png: Vec<u8>,
+    /// The panels (overview at the source pixel size, zoomed inset), each
+    /// written as a Secondary Capture with its own pixel spacing.
+    pub panels: key_images::RenderedKeyImage,
 }
 
 /// Everything one analysis produced.
@@ -404,7 +411,11 @@ fn analyze_loaded(
                 &lungs,
                 p,
                 s.cand.radius_mm,
-                s.cand.channel != Channel::Solid,
+                match s.cand.channel {
+                    Channel::Solid => measure::LesionHint::Solid,
+                    Channel::Subsolid => measure::LesionHint::Subsolid,
+                    Channel::Mass => measure::LesionHint::Mass,
+                },
                 &opts.measure,
             )
         })
@@ -413,6 +424,8 @@ fn analyze_loaded(
         return Err(Error::Cancelled);
     }
     let mut kept: Vec<(usize, Measurement)> = Vec::new();
+    let mut measured_of = BTreeMap::new();
+    let midline_x = lungs_midline_x(&lungs);
     for (&i, m) in accepted.iter().zip(measured) {
         let Some(m) = m else {
             fate[i] = (
@@ -422,7 +435,19 @@ fn analyze_loaded(
             );
             continue;
         };
-        if let Some(why) = rule_rejects(scored[i].cand.channel, &m, &opts.accept) {
+        measured_of.insert(
+            i,
+            crate::report::CandidateMeasure {
+                diameter_mm: m.diameter_mm,
+                nodule_type: m.nodule_type,
+                interior_hu_sd: m.interior_hu_sd,
+            },
+        );
+        let midline_mm = midline_x.map(|mx| {
+            let v = iso.geometry.patient_to_voxel(m.center_lps_mm);
+            (v[0] - mx).abs() * iso.geometry.spacing[0]
+        });
+        if let Some(why) = rule_rejects(scored[i].cand.channel, &m, midline_mm, &opts.accept) {
             fate[i] = (CandidateDecision::RejectedByRule, None, why);
             continue;
         }
@@ -441,59 +466,21 @@ fn analyze_loaded(
     timer.lap(Stage::Measure);
 
     // Risk, Lung-RADS, suspicion, triage.
+    // ---- issue 12: clinical rules in core::assess (lobe, Brock, Lung-RADS, triage) ----
     let patient = patient_context(&series, &opts.patient, lungs.summary.laa950_fraction);
-    let count = kept.len();
+    let anatomy = crate::anatomy::LungAnatomy::estimate(&iso, &lungs);
+    let ctx = crate::assess::Context {
+        patient: &patient,
+        anatomy: &anatomy,
+        series: &series,
+        rules: &opts.triage,
+        nodule_count: kept.len(),
+    };
     let mut findings: Vec<(Finding, FindingMask, usize)> = kept
         .into_iter()
         .map(|(si, m)| {
             let s = &scored[si];
-            let p = |k: &str| s.probs.get(k).map(|&v| v as f64);
-            let malignancy = p("malignancy").unwrap_or(0.0);
-            let spic = p("spiculation");
-            let brock = brock_probability(&BrockInputs {
-                age_years: patient.age_years,
-                female: patient.female,
-                family_history: patient.family_history,
-                emphysema: patient.emphysema,
-                diameter_mm: m.diameter_mm,
-                nodule_type: m.nodule_type,
-                upper_lobe: m.location.upper_lobe,
-                nodule_count: count,
-                spiculation: spic.is_some_and(|v| v >= 0.5),
-            });
-            let (rads, why) = lungrads::categorize(&NoduleForRads {
-                nodule_type: m.nodule_type,
-                diameter_mm: m.diameter_mm,
-                solid_component_mm: m.solid_component_mm,
-                suspicious_features: spic.is_some_and(|v| v >= 0.5),
-            });
-            let nodule_p = p("nodule").unwrap_or(0.0);
-            let suspicion = (malignancy.max(triage::rads_weight(rads)) + 0.01 * nodule_p).min(1.0);
-            let f = Finding {
-                id: 0,
-                tracking_uid: String::new(),
-                kind: m.kind,
-                channel: s.cand.channel,
-                center_lps_mm: round3(m.center_lps_mm),
-                center_voxel_xyz: round3(m.center_voxel_xyz),
-                slice_index: m.slice_index,
-                diameter_mm: m.diameter_mm,
-                long_axis_mm: m.long_axis_mm,
-                short_axis_mm: m.short_axis_mm,
-                volume_mm3: m.volume_mm3,
-                mean_hu: m.mean_hu,
-                nodule_type: m.nodule_type,
-                solid_component_mm: m.solid_component_mm,
-                location: m.location.clone(),
-                nodule_probability: round4(nodule_p),
-                malignancy_probability: round4(malignancy),
-                spiculation_probability: spic.map(round4),
-                brock_probability: round4(brock),
-                lung_rads: rads,
-                lung_rads_reason: why,
-                suspicion: round4(suspicion),
-                axes_lps_mm: m.axes_lps_mm.map(|a| a.map(round3)),
-            };
+            let f = crate::assess::finding(&m, &s.probs, s.cand.channel, &ctx);
             (f, m.mask, si)
         })
         .collect();
@@ -534,18 +521,6 @@ fn analyze_loaded(
             *of = id.map(|v| v as usize);
         }
     }
-    let cats: Vec<LungRads> = findings.iter().map(|(f, _, _)| f.lung_rads).collect();
-    let exam_rads = lungrads::exam_category(&cats);
-    let tf: Vec<TriageFinding> = findings
-        .iter()
-        .map(|(f, _, _)| TriageFinding {
-            id: f.id,
-            kind: f.kind,
-            diameter_mm: f.diameter_mm,
-            malignancy: f.malignancy_probability,
-            lung_rads: f.lung_rads,
-        })
-        .collect();
     let unresolved = if inconclusive.is_none() {
         unresolved_reasons(
             &scored,
@@ -559,21 +534,30 @@ fn analyze_loaded(
     } else {
         Vec::new()
     };
-    let exam = triage::escalate_unresolved(
-        triage::triage(&tf, exam_rads, inconclusive.clone(), partial, &opts.triage),
-        &unresolved,
-    );
+    let exam = {
+        let mut fs: Vec<Finding> = findings.iter().map(|(f, _, _)| f.clone()).collect();
+        let e = crate::assess::exam(&mut fs, inconclusive.clone(), partial, &opts.triage);
+        for ((f, _, _), g) in findings.iter_mut().zip(fs) {
+            *f = g;
+        }
+        triage::escalate_unresolved(e, &unresolved)
+    };
+    if lungs.inconclusive.is_none()
+        && let Some(w) = crate::quality::motion_warning(&iso, &lungs, &series.volume)
+    {
+        warnings.push(w);
+    }
+    warnings.push(crate::quality::needs_prior_exams(findings.len()));
+    // ---- end issue 12 ----
     timer.lap(Stage::Triage);
 
     // Report and key images.
     let mut key_images_out = Vec::new();
     let mut key_refs = Vec::new();
     if opts.key_images {
-        let rendered: Vec<Result<Vec<u8>>> = findings
+        let rendered: Vec<Result<key_images::RenderedKeyImage>> = findings
             .par_iter()
-            .map(|(f, m, _)| {
-                key_images::finding_png(&series.volume, f.slice_index, m, &f.axes_lps_mm)
-            })
+            .map(|(f, m, _)| key_images::render_finding(&series.volume, f, m))
             .collect();
         for ((f, _, _), png) in findings.iter().zip(rendered) {
             let file = format!("key-images/finding-{}.png", f.id);
@@ -581,16 +565,19 @@ fn analyze_loaded(
                 finding_id: f.id,
                 file: file.clone(),
                 slice_index: f.slice_index,
+                image_number: f.image_number,
                 sop_instance_uid: series
                     .slices
                     .get(f.slice_index)
                     .map(|s| s.sop_instance_uid.clone())
                     .unwrap_or_default(),
             });
+            let panels = png?;
             key_images_out.push(KeyImage {
                 finding_id: f.id,
                 file,
-                png: png?,
+                png: panels.composite_png.clone(),
+                panels,
             });
         }
     }
@@ -616,6 +603,7 @@ fn analyze_loaded(
                 decision: d.0,
                 finding_id: d.1,
                 reason: d.2,
+                measured: None,
             }
         };
         let patch = manifest.input.patch_zyx;
@@ -633,12 +621,14 @@ fn analyze_loaded(
                     CandidateDecision::Finding => finding_of.get(&i).copied(),
                     _ => of.map(|o| o as u32),
                 };
-                rec(
+                let mut r = rec(
                     &s.cand,
                     outputs,
                     (*d, id, why.clone()),
                     patch_scale(&s.cand, patch, iso.geometry.spacing[0]),
-                )
+                );
+                r.measured = measured_of.get(&i).cloned();
+                r
             })
             .collect();
         v.extend(detection.dropped.iter().map(|c| {
@@ -701,6 +691,7 @@ fn analyze_loaded(
         key_images: key_refs,
         timings_ms: BTreeMap::new(),
         disclaimer: DISCLAIMER.to_string(),
+        limits: LIMITS.iter().map(|s| s.to_string()).collect(),
     };
     progress.progress(Stage::Report, 1.0);
     timer.lap(Stage::Report);
@@ -782,18 +773,50 @@ fn accept_threshold(s: &Scored, threshold: f64, rules: &AcceptRules) -> f64 {
     }
 }
 
+/// The midline between the lungs: the mean of the two aerated lungs' centroid
+/// columns (voxel x on the resampled grid), `None` without both lungs.
+fn lungs_midline_x(l: &lungs::LungMasks) -> Option<f64> {
+    let (mut sr, mut nr, mut sl, mut nl) = (0f64, 0usize, 0f64, 0usize);
+    for ((_, _, i), &v) in l.aerated.indexed_iter() {
+        match v {
+            lungs::RIGHT => {
+                sr += i as f64;
+                nr += 1;
+            }
+            lungs::LEFT => {
+                sl += i as f64;
+                nl += 1;
+            }
+            _ => {}
+        }
+    }
+    (nr > 0 && nl > 0).then(|| (sr / nr as f64 + sl / nl as f64) / 2.0)
+}
+
 /// Why a measured candidate of a channel is not a finding, if it is not
 /// ([`AcceptRules`]).
-fn rule_rejects(ch: Channel, m: &Measurement, rules: &AcceptRules) -> Option<String> {
+fn rule_rejects(
+    ch: Channel,
+    m: &Measurement,
+    midline_mm: Option<f64>,
+    rules: &AcceptRules,
+) -> Option<String> {
     match ch {
         Channel::Subsolid if m.diameter_mm < rules.subsolid_min_diameter_mm => Some(format!(
             "subsolid {:.1} mm < {} mm: the subsolid channel reports nodules from {} mm (smaller ground glass is Lung-RADS 2)",
             m.diameter_mm, rules.subsolid_min_diameter_mm, rules.subsolid_min_diameter_mm
         )),
-        Channel::Mass if m.soft_tissue_hu_sd > rules.mass_max_hu_sd => Some(format!(
-            "soft tissue of mixed attenuation (SD {:.0} HU > {}: vessels, fat, bronchial walls), as at a hilum or the mediastinum, not one lesion",
-            m.soft_tissue_hu_sd, rules.mass_max_hu_sd
+        Channel::Mass if m.interior_hu_sd > rules.mass_max_hu_sd => Some(format!(
+            "mixed attenuation inside (SD {:.0} HU > {}: vessels, fat, bronchial walls), as at a hilum or the mediastinum, not one lesion",
+            m.interior_hu_sd, rules.mass_max_hu_sd
         )),
+        Channel::Mass if midline_mm.is_some_and(|d| d < rules.mass_min_midline_mm) => {
+            Some(format!(
+                "centre {:.0} mm from the midline between the lungs (< {} mm): the mediastinum, not the lung",
+                midline_mm.unwrap_or(0.0),
+                rules.mass_min_midline_mm
+            ))
+        }
         _ => None,
     }
 }
@@ -841,12 +864,4 @@ fn tracking_uid(series_uid: &str, f: &Finding) -> String {
     v.copy_from_slice(&d[..16]);
     v[0] &= 0x7f; // keep it below 2^127 so the decimal stays ≤ 39 digits
     format!("2.25.{}", u128::from_be_bytes(v))
-}
-
-fn round3(v: [f64; 3]) -> [f64; 3] {
-    v.map(|x| (x * 1000.0).round() / 1000.0)
-}
-
-fn round4(v: f64) -> f64 {
-    (v * 1e4).round() / 1e4
 }

@@ -10,7 +10,11 @@
 //!       + 0.7729·spiculation
 //! ```
 //!
-//! with d the mean nodule diameter in mm.
+//! with d the nodule size in mm. In PanCan the nodule size is the nodule's
+//! **longest diameter** (McWilliams et al. 2013; the British Thoracic Society
+//! guideline, Callister et al., Thorax 2015;70 Suppl 2:ii1–ii54, enters the
+//! maximum nodule diameter into the Brock model likewise). The pipeline
+//! therefore passes the long axis, not the Lung-RADS mean diameter.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +31,7 @@ pub struct BrockInputs {
     pub family_history: bool,
     /// Emphysema on CT.
     pub emphysema: bool,
-    /// Mean nodule diameter in mm.
+    /// Nodule size in mm: its longest diameter (the long axis), as in PanCan.
     pub diameter_mm: f64,
     /// Nodule type (part-solid and non-solid/ground-glass change the risk).
     pub nodule_type: NoduleType,
@@ -114,6 +118,31 @@ mod tests {
         assert!((p - 1.0 / (1.0 + (-want).exp())).abs() < 1e-12);
         // size term 5.10903…; logit 1.79720…; p 0.85780…
         assert!((p - 0.857800).abs() < 1e-5, "{p}");
+    }
+
+    /// lung1 finding 1 (issue 12): long axis 17.0 mm, mean diameter 15.2 mm,
+    /// solid, not spiculated, 2 nodules, 62-year-old man (defaults). With the
+    /// mean diameter the pipeline gave 0.1395; with the long axis, as PanCan
+    /// defines nodule size, it is 0.1706 (upper lobe) — hand-computed:
+    /// size term −5.3854 × (1.7^−0.5 − 1.58113883) = 4.38465; logit
+    /// −6.7892 + 4.38465 + 0.6581 − 0.0824 × (2 − 4) = −1.58165; p = 0.17056.
+    /// Without the upper-lobe term (lobe unknown: the model's reference)
+    /// logit −2.23975, p = 0.09624.
+    #[test]
+    fn lung1_finding_1_with_the_long_axis() {
+        let x = |d: f64, upper: bool| BrockInputs {
+            diameter_mm: d,
+            upper_lobe: upper,
+            nodule_count: 2,
+            ..base()
+        };
+        let mean = brock_probability(&x(15.2, true));
+        assert!((mean - 0.1395).abs() < 5e-5, "{mean}");
+        let long = brock_probability(&x(17.0, true));
+        assert!((brock_logit(&x(17.0, true)) - -1.581_648).abs() < 1e-5);
+        assert!((long - 0.17056).abs() < 5e-5, "{long}");
+        let unknown_lobe = brock_probability(&x(17.0, false));
+        assert!((unknown_lobe - 0.09624).abs() < 5e-5, "{unknown_lobe}");
     }
 
     #[test]

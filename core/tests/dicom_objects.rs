@@ -16,6 +16,7 @@ use ct_triage_core::report::dicom::{
     self, ContentDateTime, DatePolicy, DeidOptions, ExportOptions, ObjectKind, SegOptions,
     SrOptions, UidMapper, codes, deid, sc, seg, sr,
 };
+use ct_triage_core::report::key_images;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
@@ -158,10 +159,66 @@ fn sr_tree_holds_every_reported_value() {
             num(&codes::CERTAINTY_OF_FINDING),
             vec![f.nodule_probability]
         );
+        // Issue 12: the AI score and the Brock probability have their own
+        // concept names; Brock keeps the standard "Probability of cancer".
         assert_eq!(
             num(&codes::PROBABILITY_OF_CANCER),
-            vec![f.malignancy_probability, f.brock_probability]
+            vec![f.brock_probability]
         );
+        assert_eq!(
+            num(&codes::AI_MALIGNANCY_SCORE),
+            vec![f.malignancy_probability]
+        );
+        // Every measurement names the algorithm that made it (TID 300 → TID 4019).
+        for k in kids.iter().filter(|k| str_of(k, tags::VALUE_TYPE) == "NUM") {
+            let algo: Vec<String> = children(k)
+                .iter()
+                .filter(|c| {
+                    name_is(c, &codes::ALGORITHM_NAME) || name_is(c, &codes::ALGORITHM_VERSION)
+                })
+                .map(|c| str_of(c, tags::TEXT_VALUE))
+                .collect();
+            assert_eq!(
+                algo.len(),
+                2,
+                "{:?}",
+                code_of(k, tags::CONCEPT_NAME_CODE_SEQUENCE)
+            );
+        }
+        let brock = kids
+            .iter()
+            .find(|k| name_is(k, &codes::PROBABILITY_OF_CANCER))
+            .unwrap();
+        assert!(has_child_code(
+            brock,
+            &codes::MEASUREMENT_METHOD,
+            &codes::BROCK_MODEL
+        ));
+        let texts = |c: &codes::Code| -> Vec<String> {
+            kids.iter()
+                .filter(|k| name_is(k, c))
+                .map(|k| str_of(k, tags::TEXT_VALUE))
+                .collect()
+        };
+        assert_eq!(
+            texts(&codes::SOURCE_IMAGE_LOCATION),
+            vec![sr::image_location(f)]
+        );
+        assert!(sr::image_location(f).starts_with(&format!(
+            "series {}, image {}",
+            f.series_number.unwrap(),
+            f.image_number.unwrap()
+        )));
+        let rads = kids
+            .iter()
+            .find(|k| name_is(k, &codes::ASSESSMENT_CATEGORY))
+            .unwrap();
+        let mgmt: Vec<String> = children(rads)
+            .iter()
+            .filter(|c| name_is(c, &codes::LUNG_RADS_MANAGEMENT))
+            .map(|c| str_of(c, tags::TEXT_VALUE))
+            .collect();
+        assert_eq!(mgmt, vec![f.lung_rads_management.clone()]);
         assert_eq!(
             num(&codes::SOLID_COMPONENT_DIAMETER),
             f.solid_component_mm.into_iter().collect::<Vec<_>>()
@@ -181,12 +238,12 @@ fn sr_tree_holds_every_reported_value() {
             &codes::ASSESSMENT_CATEGORY,
             &codes::lung_rads(Some(f.lung_rads))
         ));
+        let want_site = codes::lobe(f.location.lobe).unwrap_or(codes::LUNG);
         let site = kids
             .iter()
             .find(|k| {
                 name_is(k, &codes::FINDING_SITE)
-                    && code_of(k, tags::CONCEPT_CODE_SEQUENCE).0
-                        == codes::zone(f.location.zone).value
+                    && code_of(k, tags::CONCEPT_CODE_SEQUENCE).0 == want_site.value
             })
             .unwrap();
         assert!(has_child_code(
@@ -239,6 +296,17 @@ fn sr_tree_holds_every_reported_value() {
         &codes::PRIORITY,
         &codes::TRIAGE_PRIORITY
     ));
+    // The disclaimer and every stated limit are in the document.
+    let texts = |c: &codes::Code| -> Vec<String> {
+        children(evals)
+            .iter()
+            .filter(|k| name_is(k, c))
+            .map(|k| str_of(k, tags::TEXT_VALUE))
+            .collect()
+    };
+    assert!(texts(&codes::COMMENT).contains(&ct_triage_core::report::DISCLAIMER.to_string()));
+    assert_eq!(texts(&codes::LIMITATION), a.report.limits);
+    assert_eq!(a.report.limits.len(), ct_triage_core::report::LIMITS.len());
     // The private scheme is declared.
     let scheme = &items(&obj, tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE)[0];
     assert_eq!(
@@ -271,7 +339,10 @@ fn export_is_deterministic_and_links_sr_to_seg() {
             "report.sr.dcm",
             "findings.seg.dcm",
             "key-images/finding-1.sc.dcm",
-            "key-images/finding-2.sc.dcm"
+            "key-images/finding-1-zoom.sc.dcm",
+            "key-images/finding-2.sc.dcm",
+            "key-images/finding-2-zoom.sc.dcm",
+            "key-objects.kos.dcm"
         ]
     );
     let seg_uid = &x
@@ -390,28 +461,107 @@ fn seg_frames_decode_to_the_masks() {
 fn key_images_carry_the_png_pixels() {
     let a = fixture();
     let objs = sc::key_image_objects(a, &sc::ScOptions::new().content(when())).unwrap();
-    assert_eq!(objs.len(), a.key_images.len());
-    for (o, k) in objs.iter().zip(&a.key_images) {
-        assert_eq!(
-            o.file,
-            format!("key-images/finding-{}.sc.dcm", k.finding_id)
-        );
-        let obj = parse(&o.bytes);
-        let png = image::load_from_memory(&k.png).unwrap().to_rgb8();
-        assert_eq!(str_of(&obj, tags::PHOTOMETRIC_INTERPRETATION), "RGB");
-        let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
-        assert_eq!(&px[..png.as_raw().len()], png.as_raw().as_slice());
-        let src = &items(&obj, tags::SOURCE_IMAGE_SEQUENCE)[0];
-        let f = a
-            .report
-            .findings
-            .iter()
-            .find(|f| f.id == k.finding_id)
-            .unwrap();
-        assert_eq!(
-            str_of(src, tags::REFERENCED_SOP_INSTANCE_UID),
-            a.series.slices[f.slice_index].sop_instance_uid
-        );
+    assert_eq!(
+        objs.len(),
+        2 * a.key_images.len(),
+        "overview and zoom per finding"
+    );
+    for (pair, k) in objs.chunks(2).zip(&a.key_images) {
+        for (o, panel) in pair.iter().zip(sc::Panel::ALL) {
+            assert_eq!(o.file, panel.file(k));
+            let obj = parse(&o.bytes);
+            let (png, spacing) = match panel {
+                sc::Panel::Overview => (&k.panels.overview_png, k.panels.overview_spacing_mm),
+                sc::Panel::Zoom => (&k.panels.zoom_png, k.panels.zoom_spacing_mm),
+            };
+            let png = image::load_from_memory(png).unwrap().to_rgb8();
+            assert_eq!(str_of(&obj, tags::PHOTOMETRIC_INTERPRETATION), "RGB");
+            let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
+            assert_eq!(&px[..png.as_raw().len()], png.as_raw().as_slice());
+            // The text is burned in; each panel has its own pixel spacing.
+            assert_eq!(str_of(&obj, tags::BURNED_IN_ANNOTATION), "YES");
+            let ps = obj
+                .element(tags::PIXEL_SPACING)
+                .unwrap()
+                .to_multi_float64()
+                .unwrap();
+            assert!((ps[0] - spacing[0]).abs() < 1e-9 && (ps[1] - spacing[1]).abs() < 1e-9);
+            let src = &items(&obj, tags::SOURCE_IMAGE_SEQUENCE)[0];
+            let f = a
+                .report
+                .findings
+                .iter()
+                .find(|f| f.id == k.finding_id)
+                .unwrap();
+            assert_eq!(
+                str_of(src, tags::REFERENCED_SOP_INSTANCE_UID),
+                a.series.slices[f.slice_index].sop_instance_uid
+            );
+        }
+        // The overview keeps the source pixel size; the inset is magnified.
+        let g = &a.series.volume.geometry;
+        assert_eq!(k.panels.overview_spacing_mm, [g.spacing[1], g.spacing[0]]);
+        assert!(k.panels.zoom_spacing_mm[0] < g.spacing[1] / 2.0);
+    }
+}
+
+/// The Key Object Selection (TID 2010) points to every finding's source
+/// slice and both of its key images, with the same UIDs as those objects.
+#[test]
+fn key_object_selection_points_to_the_key_images() {
+    let a = fixture();
+    let objs = dicom::export(a, &ExportOptions::new().content(when())).unwrap();
+    let kos = objs
+        .iter()
+        .find(|o| o.kind == ObjectKind::KeyObjectSelection)
+        .unwrap();
+    assert_eq!(kos.sop_class_uid, dicom::kos::SOP_CLASS_UID);
+    let obj = parse(&kos.bytes);
+    assert_eq!(str_of(&obj, tags::MODALITY), "KO");
+    assert!(name_is(&obj, &codes::OF_INTEREST));
+    let tid = &items(&obj, tags::CONTENT_TEMPLATE_SEQUENCE)[0];
+    assert_eq!(str_of(tid, tags::TEMPLATE_IDENTIFIER), "2010");
+    let refs: Vec<String> = children(&obj)
+        .iter()
+        .filter(|c| str_of(c, tags::VALUE_TYPE) == "IMAGE")
+        .map(|c| {
+            str_of(
+                &items(c, tags::REFERENCED_SOP_SEQUENCE)[0],
+                tags::REFERENCED_SOP_INSTANCE_UID,
+            )
+        })
+        .collect();
+    let mut want = Vec::new();
+    for f in &a.report.findings {
+        want.push(a.series.slices[f.slice_index].sop_instance_uid.clone());
+        for o in objs.iter().filter(|o| {
+            o.kind == ObjectKind::KeyImage
+                && o.file.starts_with(&format!("key-images/finding-{}", f.id))
+                && (o.file.ends_with(&format!("finding-{}.sc.dcm", f.id))
+                    || o.file.ends_with(&format!("finding-{}-zoom.sc.dcm", f.id)))
+        }) {
+            want.push(o.sop_instance_uid.clone());
+        }
+    }
+    assert_eq!(refs, want);
+    let desc = children(&obj)
+        .iter()
+        .find(|c| name_is(c, &codes::KEY_OBJECT_DESCRIPTION))
+        .map(|c| str_of(c, tags::TEXT_VALUE))
+        .unwrap();
+    for f in &a.report.findings {
+        assert!(desc.contains(&format!("Finding {}:", f.id)), "{desc}");
+        assert!(desc.contains(&key_images::image_caption(f)), "{desc}");
+    }
+    // Every referenced instance is listed in the evidence sequence.
+    let evidence: Vec<String> = items(&obj, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE)
+        .iter()
+        .flat_map(|st| items(st, tags::REFERENCED_SERIES_SEQUENCE))
+        .flat_map(|se| items(se, tags::REFERENCED_SOP_SEQUENCE))
+        .map(|r| str_of(r, tags::REFERENCED_SOP_INSTANCE_UID))
+        .collect();
+    for r in &refs {
+        assert!(evidence.contains(r), "{r} not in the evidence");
     }
 }
 
@@ -665,7 +815,13 @@ fn character_set_follows_the_text() {
     ] {
         let mut a = fixture().clone();
         a.series.meta.patient_name = Some(name.into());
-        let obj = parse(&sr::measurement_report(&a, &SrOptions::new().content(when())).unwrap());
+        // The SEG: its text is ASCII apart from the name (the SR's limits and
+        // reasons always need UTF-8 for "≥").
+        let obj = parse(
+            &seg::segmentation(&a, &SegOptions::new().content(when()))
+                .unwrap()
+                .unwrap(),
+        );
         assert_eq!(str_of(&obj, tags::PATIENT_NAME), name);
         let cs = obj
             .element(tags::SPECIFIC_CHARACTER_SET)

@@ -98,10 +98,40 @@ pub fn inspect_text(r: &InspectReport) -> String {
     out
 }
 
-/// Render an analysis report as a readable summary (exam line, findings table,
-/// warnings).
+/// Where a finding is, for a table cell: side and (approximated) lobe.
+fn where_cell(f: &ct_triage_core::report::Finding) -> String {
+    use ct_triage_core::report::{Lobe, Side};
+    let side = match f.location.side {
+        Side::Right => "right",
+        Side::Left => "left",
+    };
+    let lobe = match f.location.lobe {
+        Lobe::RightUpper | Lobe::LeftUpper => "upper lobe*",
+        Lobe::RightMiddle => "middle lobe*",
+        Lobe::RightLower | Lobe::LeftLower => "lower lobe*",
+        Lobe::Unknown => "lobe ?",
+    };
+    let pleura = if f.location.juxtapleural {
+        ", pleural"
+    } else {
+        ""
+    };
+    format!("{side}, {lobe}{pleura}")
+}
+
+/// Series / image number of a finding, as PACS shows it.
+fn image_cell(f: &ct_triage_core::report::Finding) -> String {
+    let n = |v: Option<i64>| v.map_or("?".to_string(), |v| v.to_string());
+    format!("{}/{}", n(f.series_number), n(f.image_number))
+}
+
+/// Render an analysis report as a readable summary: triage and exam
+/// category with their reasons and management, the findings table (with
+/// series/image number), per-finding management, warnings, every stated
+/// limit and the disclaimer.
 pub fn report_text(r: &Report) -> String {
     let e = &r.exam;
+    let rads = e.lung_rads.map_or("0", |c| c.as_str());
     let mut out = format!(
         "Series {}  ({} slices, {} files)\n\nTriage: {}  score {:.3}  Lung-RADS {}\n",
         r.input.series_instance_uid,
@@ -109,13 +139,18 @@ pub fn report_text(r: &Report) -> String {
         r.input.files,
         e.triage_priority.as_str().to_uppercase(),
         e.triage_score,
-        e.lung_rads.map_or("-", |c| c.as_str()),
+        rads,
     );
     if let Some(reason) = &e.inconclusive_reason {
         out.push_str(&format!("Inconclusive: {reason}\n"));
     }
     for why in &e.triage_reasons {
         out.push_str(&format!("  · {why}\n"));
+    }
+    out.push_str(&format!("  Rule set: {}\n", e.triage_rule_set));
+    out.push_str(&format!("Lung-RADS {rads}: {}\n", e.lung_rads_reason));
+    if !e.management.is_empty() {
+        out.push_str(&format!("  Management: {}\n", e.management));
     }
     if r.findings.is_empty() {
         out.push_str("\nNo findings.\n");
@@ -130,28 +165,60 @@ pub fn report_text(r: &Report) -> String {
                 "long×short",
                 "vol mm³",
                 "where",
+                "se/img",
                 "Lung-RADS",
-                "nodule p",
-                "malig p",
                 "Brock",
+                "AI malig",
+                "nodule p",
             ]);
         for f in &r.findings {
+            let mut ty = f.nodule_type.as_str().replace('_', "-");
+            if let Some(c) = &f.calcification
+                && c.pattern != ct_triage_core::report::CalcificationPattern::Absent
+            {
+                ty = format!("{ty} ({} calc.)", c.pattern.as_str());
+            }
             t.add_row(vec![
                 f.id.to_string(),
-                format!("{:?}", f.nodule_type).to_lowercase(),
+                ty,
                 format!("{:.1}", f.diameter_mm),
                 format!("{:.1}×{:.1}", f.long_axis_mm, f.short_axis_mm),
                 format!("{:.0}", f.volume_mm3),
-                format!("{:?} {:?}", f.location.side, f.location.zone).to_lowercase(),
+                where_cell(f),
+                image_cell(f),
                 f.lung_rads.as_str().to_string(),
-                format!("{:.2}", f.nodule_probability),
-                format!("{:.2}", f.malignancy_probability),
                 format!("{:.3}", f.brock_probability),
+                format!("{:.2}", f.malignancy_probability),
+                format!("{:.2}", f.nodule_probability),
             ]);
         }
         out.push('\n');
         out.push_str(&t.to_string());
         out.push('\n');
+        for f in &r.findings {
+            out.push_str(&format!(
+                "  #{} Lung-RADS {} ({}): {}\n",
+                f.id,
+                f.lung_rads.as_str(),
+                f.lung_rads_reason,
+                f.lung_rads_management
+            ));
+        }
+        out.push_str(
+            "  se/img = series / image number (InstanceNumber) of the slice measured on. \
+             * lobe approximated from landmarks.\n",
+        );
+        for f in &r.findings {
+            if let Some(b) = &f.brock
+                && let Some(alt) = b.probability_if_upper_lobe
+            {
+                out.push_str(&format!(
+                    "  #{} Brock {:.3} with the long axis {:.1} mm, lobe unknown → not upper lobe \
+                     (if upper lobe: {alt:.3})\n",
+                    f.id, f.brock_probability, b.diameter_mm
+                ));
+            }
+        }
     }
     if !r.warnings.is_empty() {
         out.push_str("\nWarnings:\n");
@@ -159,6 +226,13 @@ pub fn report_text(r: &Report) -> String {
             out.push_str(&format!("  [{:?}] {}: {}\n", w.severity, w.code, w.message));
         }
     }
+    if !r.limits.is_empty() {
+        out.push_str("\nLimits:\n");
+        for l in &r.limits {
+            out.push_str(&format!("  - {l}\n"));
+        }
+    }
+    out.push_str(&format!("\n{}\n", r.disclaimer));
     out.push_str(&format!(
         "\nModel {} {} ({}); analysis {:.1} s\n",
         r.model.name,

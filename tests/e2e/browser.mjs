@@ -5,7 +5,7 @@
 //      the lung1 nodule (lung1.truth.json) is the top finding (centre ≤ 10 mm)
 //   3. the same series as a .zip gives the same report; cancelling works
 //   4. offline: with the service worker, the page reloads without network
-// Writes tests/e2e/out/browser.png, browser-zh.png, browser-report.json, browser-metrics.json.
+// Writes tests/e2e/out/browser.png, browser-full.png, browser-zh.png, browser-report.json, browser-metrics.json.
 //
 //   node tests/e2e/browser.mjs [--dist wasm/dist] [--series dir] [--quick]
 import fs from 'node:fs';
@@ -127,8 +127,30 @@ try {
     const label = await page.textContent('#slice-label');
     check(label.includes(String(report.findings[0].slice_index + 1)), `click on finding 1 shows its slice (${label})`);
   }
+  // Issue 12: what a radiologist needs is on the page — exam category (0 with
+  // its reason), management, image number per finding, limits and disclaimer.
+  if (report.exam) {
+    const examRads = (await page.textContent('#exam-rads')).trim();
+    check(examRads === (report.exam.lung_rads ?? '0'), `exam Lung-RADS shown: ${examRads}`);
+    const why = await page.textContent('[data-testid=exam-rads-reason]');
+    check(why.includes(report.exam.lung_rads_reason), 'the exam category reason is shown');
+    const mgmt = await page.textContent('[data-testid=exam-management]');
+    check(mgmt === report.exam.management && mgmt.length > 0, 'the exam management text is shown');
+    const limits = await page.locator('[data-testid=limits] li').allTextContents();
+    check(JSON.stringify(limits) === JSON.stringify(report.limits) && limits.length >= 8, `${limits.length} stated limits shown`);
+    const disc = await page.textContent('[data-testid=disclaimer]');
+    check(disc === report.disclaimer, 'the report disclaimer is shown');
+  }
+  if (rows > 0) {
+    const cells = await page.locator('[data-testid=image-number]').allTextContents();
+    const want = report.findings.map((f) => `${f.series_number ?? '?'}/${f.image_number ?? '?'}`);
+    check(JSON.stringify(cells) === JSON.stringify(want), `series/image number per finding: ${cells.join(', ')}`);
+    const dm = await page.textContent('[data-testid=detail-management]');
+    check(dm === report.findings[0].lung_rads_management, 'finding 1 management shown in its detail');
+  }
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(OUT, `${TAG}.png`) });
+  await page.screenshot({ path: path.join(OUT, `${TAG}-full.png`), fullPage: true });
   check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? `: ${consoleErrors.slice(0, 3).join(' | ')}` : ''}`);
 
   if (!QUICK) {

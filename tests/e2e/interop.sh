@@ -7,9 +7,11 @@
 #      hand-built findings, plus the real model once models/ has it);
 #   2. `ct-triage analyze sample-dicom/lung1` (the CLI, with its model) and the
 #      same readers on the folder it wrote: report.sr.dcm, findings.seg.dcm,
-#      key-images/finding-N.sc.dcm beside report.json; Orthanc stores them all.
+#      key-images/finding-N{,-zoom}.sc.dcm, key-objects.kos.dcm beside
+#      report.json; dciodvfy (dicom3tools) finds no Error in any of them;
+#      Orthanc stores them all.
 #
-# Needs: dcmtk (dsrdump, dsr2xml, dcmdump), Orthanc (/usr/sbin/Orthanc or
+# Needs: dcmtk (dsrdump, dsr2xml, dcmdump), dicom3tools (dciodvfy), Orthanc (/usr/sbin/Orthanc or
 # $CTT_ORTHANC), curl, a Python with pydicom + highdicom ($CTT_PYTHON,
 # default .venv/bin/python from scripts/setup.sh). Every missing tool is an error.
 #
@@ -20,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PY=${CTT_PYTHON:-$ROOT/.venv/bin/python}
 ORTHANC=${CTT_ORTHANC:-/usr/sbin/Orthanc}
-for tool in dsrdump dsr2xml dcmdump curl "$PY" "$ORTHANC"; do
+for tool in dsrdump dsr2xml dcmdump dciodvfy curl "$PY" "$ORTHANC"; do
   command -v "$tool" >/dev/null || { echo "interop.sh: $tool is not installed" >&2; exit 2; }
 done
 
@@ -74,10 +76,16 @@ groups = sr.content.get_volumetric_roi_measurement_groups()
 assert len(groups) == len(rep['findings']), (len(groups), len(rep['findings']))
 for g, f in zip(groups, rep['findings']):
     assert g.tracking_uid == f['tracking_uid']
-    got = {m.name.value: m.value for m in g.get_measurements() if m.method is None}
+    ms = g.get_measurements()
+    names = [m.name.meaning for m in ms]
+    assert len(names) == len(set(names)), ('two measurements share a concept name', names)
+    got = {m.name.value: m.value for m in ms}
     for code, key in [('103339001', 'long_axis_mm'), ('103340004', 'short_axis_mm'),
-                      ('81827009', 'diameter_mm'), ('118565006', 'volume_mm3'), ('112031', 'mean_hu')]:
+                      ('81827009', 'diameter_mm'), ('118565006', 'volume_mm3'), ('112031', 'mean_hu'),
+                      ('AIMALIG', 'malignancy_probability'), ('111047', 'brock_probability')]:
         assert abs(got[code] - f[key]) <= 1e-9 * max(1, abs(f[key])), (code, got[code], f[key])
+    assert [m.method.value for m in ms if m.name.value == '111047'] == ['BROCK']
+    assert isinstance(f['image_number'], int), f['image_number']
 seg_path = os.path.join(out, 'findings.seg.dcm')
 if rep['findings']:
     seg = hd.seg.segread(seg_path)
@@ -85,9 +93,26 @@ if rep['findings']:
     for i, f in enumerate(rep['findings']):
         assert seg.get_segment_description(i + 1).tracking_uid == f['tracking_uid']
     key = [k for k in glob.glob(os.path.join(out, 'key-images', '*.sc.dcm'))]
-    assert len(key) == len(rep['findings']), key
-print('SR: %d groups equal report.json; SEG and %d key images present' % (len(groups), len(rep['findings'])))
+    assert len(key) == 2 * len(rep['findings']), key
+    import pydicom
+    ko = hd.ko.KeyObjectSelectionDocument.from_dataset(pydicom.dcmread(os.path.join(out, 'key-objects.kos.dcm')))
+    refs = {r.referenced_sop_instance_uid for r in ko.content.get_references()}
+    sc = {pydicom.dcmread(k, stop_before_pixels=True).SOPInstanceUID for k in key}
+    assert refs == sc | {k['sop_instance_uid'] for k in rep['key_images']}, refs
+print('SR: %d groups equal report.json, one concept name per measurement; SEG, %d key images and the KOS present'
+      % (len(groups), 2 * len(rep['findings'])))
 PY
+
+echo "-- dciodvfy (dicom3tools): no Error in any object"
+errors=0
+while IFS= read -r -d '' f; do
+  out=$(dciodvfy "$f" 2>&1 || true)
+  e=$(grep -c '^Error' <<<"$out" || true)
+  w=$(grep -c '^Warning' <<<"$out" || true)
+  echo "dciodvfy ${f#"$OUT"/}: $e error(s), $w warning(s)"
+  if [[ $e != 0 ]]; then grep '^Error' <<<"$out" >&2; errors=$((errors + e)); fi
+done < <(find "$OUT" -name '*.dcm' -print0 | sort -z)
+[[ $errors == 0 ]] || { echo "dciodvfy: $errors Error line(s)" >&2; exit 1; }
 
 echo "-- dcmdump"
 find "$OUT" -name '*.dcm' -print0 | while IFS= read -r -d '' f; do dcmdump -q "$f" >/dev/null; echo "ok $f"; done

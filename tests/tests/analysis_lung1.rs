@@ -7,9 +7,11 @@
 use std::sync::OnceLock;
 
 use ct_triage_core::classify::{ModelManifest, burn_net::BurnClassifier};
+use ct_triage_core::ingest::{self, IngestOptions, Severity};
 use ct_triage_core::pipeline::{self, AnalysisOptions};
 use ct_triage_core::progress::NoProgress;
-use ct_triage_core::report::{FindingKind, Priority, Report};
+use ct_triage_core::report::{FindingKind, LIMITS, Lobe, LungRads, Priority, Report};
+use ct_triage_core::risk::{BrockInputs, brock_probability};
 use ct_triage_tests::{inputs, lung1_dir, lung1_truth, read_dir, repo_root};
 
 fn model() -> &'static BurnClassifier {
@@ -78,6 +80,109 @@ fn annotated_nodule_is_the_top_finding_and_measured_within_2mm() {
     // A 15 mm solid nodule: Lung-RADS 4B at baseline and not a routine exam.
     assert_ne!(report.exam.triage_priority, Priority::Routine);
     assert!(report.exam.lung_rads.is_some());
+    // Issue 12. lung1 does not cover the whole lungs: exam category 0 with
+    // its reason, the nodule's own 4B kept, urgent by Lung-RADS (not by the AI).
+    assert_eq!(report.exam.lung_rads, Some(LungRads::Cat0));
+    assert!(report.exam.lung_rads_reason.starts_with("incomplete:"));
+    assert_eq!(report.exam.highest_nodule_category, Some(LungRads::Cat4B));
+    assert_eq!(top.lung_rads, LungRads::Cat4B);
+    assert_eq!(report.exam.triage_priority, Priority::Urgent);
+    assert!(report.exam.triage_basis.contains(&"lung_rads".to_string()));
+    assert!(!report.exam.triage_basis.contains(&"ai".to_string()));
+    // The image number is the source file's InstanceNumber (lung1: 1-based,
+    // one more than the stack index), with the series number.
+    assert_eq!(top.image_number, Some(top.slice_index as i64 + 1));
+    assert_eq!(top.series_number, Some(2));
+    // Brock with the long axis; the lobe is unknown with partial coverage, so
+    // the model's reference (not upper lobe) is used and the alternative shown.
+    let b = top.brock.as_ref().unwrap();
+    assert_eq!(
+        (b.diameter_mm, b.diameter_source.as_str()),
+        (top.long_axis_mm, "long_axis")
+    );
+    assert_eq!(top.location.lobe, Lobe::Unknown);
+    let p = &report.patient;
+    let brock = |upper| {
+        brock_probability(&BrockInputs {
+            age_years: p.age_years,
+            female: p.female,
+            family_history: p.family_history,
+            emphysema: p.emphysema,
+            diameter_mm: top.long_axis_mm,
+            nodule_type: top.nodule_type,
+            upper_lobe: upper,
+            nodule_count: report.findings.len(),
+            spiculation: b.spiculation,
+        })
+    };
+    assert!((top.brock_probability - brock(false)).abs() < 1e-4);
+    assert!((b.probability_if_upper_lobe.unwrap() - brock(true)).abs() < 1e-4);
+    assert_eq!(top.volume_mm3, top.volume_mm3.round());
+    assert_eq!(report.limits.len(), LIMITS.len());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.code == "thick_slices" && w.severity == Severity::Warning)
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.code == "needs_prior_exams")
+    );
+}
+
+/// Issue 12, defect 2: lung1 cut to its lower 26 slices was `urgent` because
+/// the AI scored a 3.8 mm Lung-RADS 2 nodule (Brock 0.1 %) at 0.52. The AI
+/// score alone must not make an exam urgent (nor raise a nodule < 6 mm).
+#[test]
+fn ai_score_alone_does_not_make_the_cut_scan_urgent() {
+    let files = read_dir(&lung1_dir());
+    let series = ingest::load(&inputs(&files), &IngestOptions::default(), &NoProgress)
+        .unwrap()
+        .1;
+    let nz = series.volume.hu.dim().0;
+    let up = series.volume.geometry.direction[2][2] > 0.0; // k grows superior
+    let (k0, k1) = if up { (0, 26) } else { (nz - 26, nz) };
+    let mut cut = series.clone();
+    cut.volume.hu = series
+        .volume
+        .hu
+        .slice(ndarray::s![k0..k1, .., ..])
+        .to_owned();
+    cut.volume.geometry.size[2] = k1 - k0;
+    cut.volume.geometry.origin = series
+        .volume
+        .geometry
+        .voxel_to_patient([0.0, 0.0, k0 as f64]);
+    cut.slices = series.slices[k0..k1].to_vec();
+    let r = pipeline::analyze_series(cut, &AnalysisOptions::default(), model(), &NoProgress)
+        .unwrap()
+        .report;
+    eprintln!(
+        "lower 26 slices: {} ({:?}), findings {:?}",
+        r.exam.triage_priority.as_str(),
+        r.exam.triage_reasons,
+        r.findings
+            .iter()
+            .map(|f| (
+                f.diameter_mm,
+                f.lung_rads.as_str(),
+                f.malignancy_probability
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert_ne!(r.exam.triage_priority, Priority::Urgent);
+    assert!(!r.exam.triage_basis.contains(&"ai".to_string()));
+    for f in &r.findings {
+        if f.diameter_mm < 6.0 {
+            assert!(
+                f.triage_reasons.iter().all(|x| !x.starts_with("AI:")),
+                "{f:?}"
+            );
+        }
+    }
 }
 
 #[test]

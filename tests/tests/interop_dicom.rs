@@ -7,6 +7,10 @@
 //! - highdicom reads the SR as a TID 1500 Measurement Report and every
 //!   TID 1411 group with its measurements, evaluations and SEG reference, and
 //!   pydicom's code dictionary knows every standard code used;
+//! - dicom3tools `dciodvfy` (the IOD validator) finds no Error in the SR,
+//!   the SEG, every Secondary Capture and the Key Object Selection;
+//! - highdicom reads the KOS and every image it references is a source
+//!   slice of a finding or one of the exported key images;
 //! - highdicom reads the SEG: segments, frames, source instances and plane
 //!   positions match the findings' slices (positions compared with the source
 //!   files read by pydicom) and pixel counts match the masks;
@@ -124,8 +128,8 @@ def nums(g):
     out = {}
     for n in g.findall('num'):
         key = name(n)
-        method = [c for c in n.findall('code') if name(c) == ('370129005', 'SCT')]
-        if method: key = key + ('brock',)
+        method = [c.find('value') for c in n.findall('code') if name(c) == ('370129005', 'SCT')]
+        if method: key = key + ('method',)
         out.setdefault(key, []).append(float(n.find('value').text))
     return out
 checked = 0
@@ -142,9 +146,15 @@ for g, f in zip(groups, rep['findings']):
         ('118565006', 'SCT'): [f['volume_mm3']],
         ('112031', 'DCM'): [f['mean_hu']],
         ('111012', 'DCM'): [f['nodule_probability']],
-        ('111047', 'DCM'): [f['malignancy_probability']],
-        ('111047', 'DCM', 'brock'): [f['brock_probability']],
+        # The AI score has its own concept; Probability of cancer is only the Brock model's.
+        ('AIMALIG', '99CTT'): [f['malignancy_probability']],
+        ('111047', 'DCM', 'method'): [f['brock_probability']],
     }
+    assert ('111047', 'DCM') not in n, 'a Probability of cancer without its method'
+    # Every measurement names its algorithm (TID 300 / TID 4019).
+    for m in g.findall('num'):
+        algo = [t for t in m.findall('text') if name(t) in (('111001', 'DCM'), ('111003', 'DCM'))]
+        assert len(algo) == 2, (name(m), len(algo))
     if f['solid_component_mm'] is not None:
         want[('SOLIDCOMP', '99CTT')] = [f['solid_component_mm']]
     for k, v in want.items():
@@ -170,15 +180,16 @@ groups = mr.get_volumetric_roi_measurement_groups()
 assert len(groups) == len(rep['findings'])
 C = lambda v, s, m='': Code(v, s, m)
 KIND = {'nodule': C('27925004', 'SCT'), 'mass': C('4147007', 'SCT')}
-ZONE = {'upper': '281392002', 'middle': '281393007', 'lower': '281394001'}
+LOBE = {'right_upper': '45653009', 'left_upper': '45653009', 'right_middle': '72481006',
+        'right_lower': '90572001', 'left_lower': '90572001', 'unknown': '39607008'}
 SIDE = {'right': '24028007', 'left': '7771000'}
-RADS = {'1': 'LR1', '2': 'LR2', '3': 'LR3', '4A': 'LR4A', '4B': 'LR4B', '4X': 'LR4X'}
+RADS = {'0': 'LR0', '1': 'LR1', '2': 'LR2', '3': 'LR3', '4A': 'LR4A', '4B': 'LR4B', '4X': 'LR4X'}
 def close(a, b): return abs(a - b) <= 1e-9 * max(1.0, abs(b))
 for i, (g, f) in enumerate(zip(groups, rep['findings'])):
     assert g.tracking_uid == f['tracking_uid'] and g.tracking_identifier == 'Finding %d' % f['id']
     assert g.finding_type == KIND[f['kind']], g.finding_type
     site = g.finding_sites[0]
-    assert site.value.value == ZONE[f['location']['zone']] and site.laterality.value == SIDE[f['location']['side']]
+    assert site.value.value == LOBE[f['location']['lobe']] and site.laterality.value == SIDE[f['location']['side']]
     assert g.reference_type == C('121191', 'DCM'), g.reference_type
     ref = g.referenced_segment
     seg_item = ref[0]
@@ -197,9 +208,14 @@ for i, (g, f) in enumerate(zip(groups, rep['findings'])):
     hu = one(C('112031', 'DCM'))
     assert close(hu.value, f['mean_hu']) and hu.unit == C("[hnsf'U]", 'UCUM')
     assert close(one(C('111012', 'DCM')).value, f['nodule_probability'])
-    assert close(one(C('111047', 'DCM')).value, f['malignancy_probability'])
+    # Each probability under its own concept name: the AI score and the Brock model.
+    ai = one(C('AIMALIG', '99CTT'))
+    assert close(ai.value, f['malignancy_probability']) and ai.name.meaning == 'AI malignancy score'
+    assert not [m for m in g.get_measurements(name=C('111047', 'DCM')) if m.method is None]
     brock = one(C('111047', 'DCM'), with_method=True)
     assert close(brock.value, f['brock_probability']) and brock.method == C('BROCK', '99CTT')
+    names = [m.name.meaning for m in g.get_measurements()]
+    assert len(names) == len(set(names)), names
     # The long axis polyline and the image it was measured on.
     coords = [c for c in long_[0].ContentSequence if c.ValueType == 'SCOORD3D']
     assert coords[0].GraphicType == 'POLYLINE' and len(coords[0].GraphicData) == 6
@@ -213,6 +229,13 @@ items = {(c.name.value, c.name.scheme_designator): c for c in qe[0].ContentSeque
 rads = rep['exam']['lung_rads']
 assert items[('111005', 'DCM')].value.value == (RADS[rads] if rads else 'LR0')
 assert items[('260870009', 'SCT')].value.value == rep['exam']['triage_priority'].upper()
+# The category's reason and management, the disclaimer and every limit.
+props = {(c.name.value): c.value for c in items[('111005', 'DCM')].ContentSequence if c.ValueType == 'TEXT'}
+assert props['LRREASON'] == rep['exam']['lung_rads_reason'], props
+assert props['LRMGMT'] == rep['exam']['management'], props
+texts = [(c.name.value, c.value) for c in qe[0].ContentSequence if c.ValueType == 'TEXT']
+assert ('121106', rep['disclaimer']) in texts
+assert [v for k, v in texts if k == 'LIMIT'] == rep['limits'] and len(rep['limits']) >= 8
 # Every standard code is in the DICOM code dictionaries shipped with pydicom.
 known = {}
 for scheme, by_name in concepts.items():
@@ -281,6 +304,78 @@ for i, e in enumerate(expected):
 print('highdicom: SEG %d segments, %d frames; frames on the findings\' slices at the source positions; pixel counts %s match the masks'
       % (len(nums), seg.NumberOfFrames, [e['voxels'] for e in expected]))
 "#;
+
+const CHECK_KOS: &str = r#"
+import json, sys, glob, os
+import highdicom as hd, pydicom
+kos_path, report_path, out_dir, source_dir = sys.argv[1:5]
+rep = json.load(open(report_path))
+ko = hd.ko.KeyObjectSelectionDocument.from_dataset(pydicom.dcmread(kos_path))
+assert ko.ConceptNameCodeSequence[0].CodeValue == '113000', ko.ConceptNameCodeSequence
+assert ko.ContentTemplateSequence[0].TemplateIdentifier == '2010'
+refs = [r.referenced_sop_instance_uid for r in ko.content.get_references()]
+sc = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID
+      for p in glob.glob(os.path.join(out_dir, 'key-images', '*.sc.dcm'))}
+src = {}
+for p in glob.glob(source_dir + '/*.dcm'):
+    d = pydicom.dcmread(p, stop_before_pixels=True)
+    src[d.SOPInstanceUID] = int(d.InstanceNumber)
+want_ct = {k['sop_instance_uid'] for k in rep['key_images']}
+assert set(refs) == want_ct | sc, (sorted(set(refs) ^ (want_ct | sc)))
+assert len(sc) == 2 * len(rep['findings'])
+for f in rep['findings']:
+    k = [k for k in rep['key_images'] if k['finding_id'] == f['id']][0]
+    # The image number in the report is the source file's InstanceNumber.
+    assert src[k['sop_instance_uid']] == f['image_number'] == k['image_number'], f['id']
+print('highdicom: KOS references %d images (%d source slices, %d key images); image numbers = InstanceNumber'
+      % (len(refs), len(want_ct), len(sc)))
+"#;
+
+/// dicom3tools' IOD validator on every DICOM object in `dir`: the Error lines.
+fn dciodvfy_errors(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for e in walk_dcm(dir) {
+        let res = Command::new("dciodvfy")
+            .arg(&e)
+            .output()
+            .unwrap_or_else(|err| {
+                panic!("dciodvfy is not installed ({err}); apt-get install dicom3tools")
+            });
+        let text = String::from_utf8_lossy(&res.stderr).into_owned()
+            + &String::from_utf8_lossy(&res.stdout);
+        let errors: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("Error"))
+            .map(str::to_string)
+            .collect();
+        let warnings = text.lines().filter(|l| l.starts_with("Warning")).count();
+        eprintln!(
+            "dciodvfy {}: {} error(s), {warnings} warning(s)",
+            e.strip_prefix(dir).unwrap_or(&e).display(),
+            errors.len()
+        );
+        out.insert(e.display().to_string(), errors);
+    }
+    out
+}
+
+/// Every `*.dcm` below `dir`, sorted.
+fn walk_dcm(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dcm") {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
 
 fn script(dir: &Path, name: &str, body: &str) -> String {
     let p = dir.join(name);
@@ -361,10 +456,36 @@ fn check_sr_and_seg(a: &Analysis, dir: &Path) {
     );
     eprint!("{o}");
 
+    // dciodvfy: no Error in any object (SR, SEG, SC, KOS).
+    let kinds: BTreeSet<ObjectKind> = objs.iter().map(|o| o.kind).collect();
+    assert_eq!(kinds.len(), 4, "SR, SEG, SC and KOS exported: {kinds:?}");
+    let errors = dciodvfy_errors(dir);
+    assert_eq!(errors.len(), objs.len());
+    for (file, e) in &errors {
+        assert!(e.is_empty(), "dciodvfy {file}:\n{}", e.join("\n"));
+    }
+
+    // highdicom: the KOS points to the source slices and the key images.
+    let kos = objs
+        .iter()
+        .find(|o| o.kind == ObjectKind::KeyObjectSelection)
+        .unwrap();
+    let source_dir = dicom_fixture::repo_root().join("sample-dicom/lung1");
+    let (o, _) = run(
+        &python(),
+        &[
+            &script(dir, "check_kos.py", CHECK_KOS),
+            &dir.join(&kos.file).display().to_string(),
+            &report,
+            &dir.display().to_string(),
+            &source_dir.display().to_string(),
+        ],
+    );
+    eprint!("{o}");
+
     // highdicom + pydicom: the SEG against the masks and the source files.
     let expected = dir.join("expected_masks.json");
     std::fs::write(&expected, expected_masks(a)).unwrap();
-    let source_dir = dicom_fixture::repo_root().join("sample-dicom/lung1");
     let (o, _) = run(
         &python(),
         &[
@@ -984,8 +1105,8 @@ fn orthanc_stores_everything() {
         modalities.sort();
         assert_eq!(
             modalities,
-            ["CT", "OT", "SEG", "SR"],
-            "one study, four series"
+            ["CT", "KO", "OT", "SEG", "SR"],
+            "one study, five series"
         );
     }
     for (file, id) in &ids {

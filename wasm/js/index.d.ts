@@ -112,6 +112,49 @@ export interface InspectReport {
   error: null | { code: string; message: string };
 }
 
+/** Lung-RADS v2022 category (`0`: part or all of the lungs not evaluated; exam level only). */
+export type LungRads = '0' | '1' | '2' | '3' | '4A' | '4B' | '4X';
+
+export type NoduleType = 'solid' | 'part_solid' | 'ground_glass' | 'calcified';
+
+export type Priority = 'urgent' | 'priority' | 'routine' | 'inconclusive';
+
+/** Lobe approximated from landmarks (carina, fissure planes), or unknown (partial coverage). */
+export type Lobe = 'right_upper' | 'right_middle' | 'right_lower' | 'left_upper' | 'left_lower' | 'unknown';
+
+/** Calcification pattern; only complete, central, laminated and popcorn are benign (Lung-RADS category 1). */
+export interface Calcification {
+  pattern: 'none' | 'complete' | 'central' | 'laminated' | 'popcorn' | 'eccentric' | 'stippled';
+  benign: boolean;
+  fraction: number;
+  foci: number;
+  centroid_radius: number;
+  reason: string;
+}
+
+/** Margins and shape (the v2022 juxtapleural rule). */
+export interface Morphology {
+  shape: 'oval' | 'lentiform' | 'triangular' | 'irregular' | 'unknown';
+  smooth_margins: boolean;
+  solidity: number;
+  elongation: number;
+  triangle_ratio: number;
+}
+
+/** The Brock inputs taken from the image and where they came from. */
+export interface BrockDetail {
+  /** Nodule size used: the long axis (PanCan: longest diameter), mm. */
+  diameter_mm: number;
+  diameter_source: string;
+  upper_lobe: boolean;
+  /** `lobe approximation` or `default (lobe unknown)`. */
+  upper_lobe_source: string;
+  /** With the lobe unknown: the probability had the nodule been in an upper lobe. */
+  probability_if_upper_lobe: number | null;
+  spiculation: boolean;
+  nodule_count: number;
+}
+
 export interface Finding {
   id: number;
   tracking_uid: string;
@@ -120,21 +163,49 @@ export interface Finding {
   channel: 'solid' | 'subsolid' | 'mass';
   center_lps_mm: [number, number, number];
   center_voxel_xyz: [number, number, number];
+  /** 0-based index of the source slice in stack order. */
   slice_index: number;
+  /** Image number (InstanceNumber) of that slice, as PACS shows it. */
+  image_number: number | null;
+  series_number: number | null;
+  /** Mean of long and short axis, rounded to 0.1 mm (the Lung-RADS size). */
   diameter_mm: number;
   long_axis_mm: number;
   short_axis_mm: number;
+  /** Rounded to a whole mm³. */
   volume_mm3: number;
   mean_hu: number;
-  type: 'solid' | 'part_solid' | 'ground_glass' | 'calcified';
+  /** `calcified` only for a benign calcification pattern. */
+  type: NoduleType;
+  /** Type by the HU fractions alone (≥ 25 % of voxels ≥ 200 HU = calcified). */
+  type_hu_fraction: NoduleType | null;
+  /** The model's type outputs. */
+  type_model: null | { solid: number; part_solid: number; ground_glass: number; calcified: number; top: NoduleType };
+  calcification: Calcification | null;
+  morphology: Morphology | null;
   solid_component_mm: number | null;
-  location: { side: 'right' | 'left'; zone: 'upper' | 'middle' | 'lower'; upper_lobe: boolean; juxtapleural: boolean };
+  location: {
+    side: 'right' | 'left';
+    /** Third of the lung height covered by the scan (not a lobe). */
+    zone: 'upper' | 'middle' | 'lower';
+    /** The Brock upper-lobe input used (false when the lobe is unknown). */
+    upper_lobe: boolean;
+    juxtapleural: boolean;
+    lobe: Lobe;
+    lobe_method: string;
+  };
   nodule_probability: number;
+  /** AI malignancy score (model output, not a calibrated probability of cancer). */
   malignancy_probability: number;
   spiculation_probability: number | null;
   brock_probability: number;
-  lung_rads: '1' | '2' | '3' | '4A' | '4B' | '4X';
+  brock: BrockDetail | null;
+  lung_rads: LungRads;
   lung_rads_reason: string;
+  /** Lung-RADS v2022 management of the category (baseline exam). */
+  lung_rads_management: string;
+  triage_band: Priority | null;
+  triage_reasons: string[];
   suspicion: number;
   axes_lps_mm: [[[number, number, number], [number, number, number]], [[number, number, number], [number, number, number]]];
 }
@@ -168,18 +239,28 @@ export interface Report {
   };
   findings: Finding[];
   exam: {
-    lung_rads: string | null;
-    triage_priority: 'urgent' | 'priority' | 'routine' | 'inconclusive';
+    /** Always set by this version (`'0'` when incomplete); `null` only in older reports. */
+    lung_rads: LungRads | null;
+    lung_rads_reason: string;
+    highest_nodule_category: LungRads | null;
+    /** Lung-RADS v2022 management of the exam category (baseline exam). */
+    management: string;
+    triage_priority: Priority;
     triage_score: number;
     triage_reasons: string[];
+    /** Rule families that set the priority: lung_rads, size, brock, ai, coverage, input. */
+    triage_basis: string[];
+    triage_rule_set: string;
     nodule_count: number;
     inconclusive_reason: string | null;
     /** What the analysis saw and could not resolve; makes a routine exam `priority`. */
     unresolved: string[];
   };
-  key_images: Array<{ finding_id: number; file: string; slice_index: number; sop_instance_uid: string }>;
+  key_images: Array<{ finding_id: number; file: string; slice_index: number; image_number: number | null; sop_instance_uid: string }>;
   timings_ms: Record<string, number>;
   disclaimer: string;
+  /** Every stated limit of the analysis. */
+  limits: string[];
 }
 
 export interface VolumeInfo {
@@ -190,6 +271,9 @@ export interface VolumeInfo {
   series_key: string;
   series_instance_uid: string;
   sop_instance_uids: string[];
+  /** Image number (InstanceNumber) of each slice, as PACS shows it. */
+  image_numbers: Array<number | null>;
+  series_number: number | null;
 }
 
 export interface KeyImage { findingId: number; file: string; png: Uint8Array }
@@ -206,8 +290,9 @@ export declare class Analysis {
   sliceHu(z: number): Promise<Int16Array>;
   findingMask(index: number, z: number): Promise<{ box: number[] | null; data: Uint8Array | null }>;
   toVoxels(points: Array<[number, number, number]>): Promise<Array<[number, number, number]>>;
-  /** DICOM objects: TID 1500 SR (`report.sr.dcm`), SEG (`findings.seg.dcm`), optionally key images as SC. */
-  dicomExport(options?: { keyImages?: boolean }): Promise<Array<{ file: string; kind: 'sr' | 'seg' | 'key_image'; sopInstanceUid: string; bytes: Uint8Array }>>;
+  /** DICOM objects: TID 1500 SR (`report.sr.dcm`), SEG (`findings.seg.dcm`), optionally key images as SC
+   * (overview and zoom per finding), and the Key Object Selection (`key-objects.kos.dcm`). */
+  dicomExport(options?: { keyImages?: boolean }): Promise<Array<{ file: string; kind: 'sr' | 'seg' | 'key_image' | 'key_object_selection'; sopInstanceUid: string; bytes: Uint8Array }>>;
   reportBlob(): Blob;
   keyImageBlob(i: number): Blob;
   release(): Promise<null>;

@@ -27,6 +27,10 @@ struct VolumeInfo<'a> {
     series_instance_uid: &'a str,
     /// SOP Instance UID of each slice.
     sop_instance_uids: Vec<&'a str>,
+    /// Image number (InstanceNumber) of each slice, as PACS shows it.
+    image_numbers: Vec<Option<i64>>,
+    /// Series number of the source series.
+    series_number: Option<i64>,
 }
 
 /// One finished analysis. Free it (`result.free()`) when the page no longer
@@ -69,7 +73,7 @@ impl AnalysisResult {
 
     /// Geometry of the loaded volume as JSON: `size_xyz`, `spacing_mm`,
     /// `origin_lps_mm`, `direction`, `series_key`, `series_instance_uid`,
-    /// `sop_instance_uids`.
+    /// `sop_instance_uids`, `image_numbers` (InstanceNumber per slice), `series_number`.
     #[wasm_bindgen(js_name = volumeJson)]
     pub fn volume_json(&self) -> Result<String, WasmError> {
         let s = &self.analysis.series;
@@ -86,6 +90,8 @@ impl AnalysisResult {
                 .iter()
                 .map(|r| r.sop_instance_uid.as_str())
                 .collect(),
+            image_numbers: s.slices.iter().map(|r| r.instance_number).collect(),
+            series_number: s.meta.series_number,
         };
         serde_json::to_string(&info).map_err(WasmError::output)
     }
@@ -181,9 +187,10 @@ impl AnalysisResult {
     }
 
     /// The analysis as DICOM objects (Part 10 bytes): the TID 1500 measurement
-    /// report SR (`report.sr.dcm`), the findings' segmentation (`findings.seg.dcm`)
-    /// and, with `key_images`, the key images as Secondary Capture. An array of
-    /// `{file, kind, sopInstanceUid, bytes}`; the content date/time is now.
+    /// report SR (`report.sr.dcm`), the findings' segmentation (`findings.seg.dcm`),
+    /// with `key_images` the key images as Secondary Capture (overview and
+    /// zoom per finding), and the Key Object Selection (`key-objects.kos.dcm`).
+    /// An array of `{file, kind, sopInstanceUid, bytes}`; the content date/time is now.
     #[wasm_bindgen(js_name = dicomExport)]
     pub fn dicom_export(&self, key_images: bool) -> Result<js_sys::Array, WasmError> {
         let objects = export(&self.analysis, &ExportOptions::new().key_images(key_images))?;

@@ -18,6 +18,7 @@ const state = {
   abort: null,
   t0: 0,
   inventory: null,
+  selected: null,
 };
 
 function setStatus(s) {
@@ -270,7 +271,12 @@ function renderTriage(r) {
   $('triage-priority').dataset.label = t(`p_${p}`);
   $('triage-badge').className = `badge ${p}`;
   $('triage-badge').dataset.label = t(`p_${p}`);
-  $('exam-rads').textContent = r.exam.lung_rads ?? '–';
+  const rads = r.exam.lung_rads ?? '0';
+  $('exam-rads').textContent = rads;
+  $('exam-rads').className = `rads r${rads}`;
+  $('exam-rads-reason').textContent = t('examReason', { c: rads, why: r.exam.lung_rads_reason || '' });
+  $('exam-management').textContent = r.exam.management || '';
+  $('triage-rules').textContent = r.exam.triage_rule_set || '';
   const ul = $('triage-reasons');
   ul.replaceChildren();
   for (const reason of r.exam.triage_reasons) {
@@ -283,9 +289,12 @@ function renderTriage(r) {
     li.textContent = r.exam.inconclusive_reason;
     ul.append(li);
   }
-  for (const w of r.warnings.filter((w) => w.severity === 'warning' && !r.exam.triage_reasons.includes(w.message))) {
+  const shown = (m) => r.exam.triage_reasons.some((x) => x.endsWith(m));
+  for (const w of r.warnings.filter((w) => w.severity === 'warning' && !shown(w.message))) {
     const li = document.createElement('li');
     li.className = 'warn';
+    li.dataset.testid = 'warning';
+    li.setAttribute('data-testid', 'warning');
     li.textContent = w.message;
     ul.append(li);
   }
@@ -294,10 +303,27 @@ function renderTriage(r) {
   if (lungs) meta.push(t('lungsMeta', { r: Math.round(lungs.right_ml), l: Math.round(lungs.left_ml), n: r.candidates.detected, model: r.model.name }));
   meta.push(t('patientMeta', { age: Math.round(r.patient.age_years), src: r.patient.age_source, sex: t(r.patient.female ? 'female' : 'male') }));
   $('exam-meta').textContent = meta.join(' · ');
+  renderLimits(r);
+}
+
+function renderLimits(r) {
+  const ul = $('limits');
+  ul.replaceChildren();
+  for (const l of r.limits || []) {
+    const li = document.createElement('li');
+    li.textContent = l;
+    ul.append(li);
+  }
+  $('report-disclaimer').textContent = r.disclaimer;
 }
 
 function pct(v) {
   return v == null ? '–' : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
+}
+
+function imageCell(f) {
+  const n = (v) => (v == null ? '?' : String(v));
+  return `${n(f.series_number)}/${n(f.image_number)}`;
 }
 
 function renderFindings(r) {
@@ -305,13 +331,15 @@ function renderFindings(r) {
   body.replaceChildren();
   $('finding-count').textContent = r.findings.length ? `(${r.findings.length})` : '';
   show('no-findings', r.findings.length === 0);
+  show('finding-detail', r.findings.length > 0);
   r.findings.forEach((f, i) => {
     const tr = document.createElement('tr');
     tr.dataset.testid = 'finding';
     tr.setAttribute('data-testid', 'finding');
     tr.dataset.index = String(i);
     tr.tabIndex = 0;
-    const loc = `${t(`side_${f.location.side}`)} ${t(`zone_${f.location.zone}`)}${f.location.juxtapleural ? ` · ${t('juxtapleural')}` : ''}`;
+    const lobe = f.location.lobe && f.location.lobe !== 'unknown' ? t(`lobeShort_${f.location.lobe}`) : `${t(`side_${f.location.side}`)} · ${t('lobeShort_unknown')}`;
+    const loc = `${lobe}${f.location.juxtapleural ? ` · ${t('pleural')}` : ''}`;
     const type = `${t(`t_${f.type}`)}${f.kind === 'mass' ? ` ${t('k_mass')}` : ''}`;
     const size = `${f.diameter_mm.toFixed(1)} mm`;
     const cells = [
@@ -319,13 +347,14 @@ function renderFindings(r) {
       loc,
       type,
       size,
+      imageCell(f),
       f.lung_rads,
-      pct(f.malignancy_probability),
       pct(f.brock_probability),
+      f.malignancy_probability.toFixed(2),
     ];
     cells.forEach((c, k) => {
       const td = document.createElement('td');
-      if (k === 4) {
+      if (k === 5) {
         const s = document.createElement('span');
         s.className = `rads r${f.lung_rads}`;
         s.textContent = c;
@@ -333,9 +362,11 @@ function renderFindings(r) {
       } else {
         td.textContent = c;
       }
-      if (k >= 3 && k !== 4) td.className = 'num';
+      if (k === 4) td.dataset.testid = 'image-number';
+      if (k === 1) td.title = f.location.lobe_method || '';
+      if (k === 3 || k >= 6) td.className = 'num';
       if (k === 3) td.title = `${f.long_axis_mm.toFixed(1)} × ${f.short_axis_mm.toFixed(1)} mm · ${Math.round(f.volume_mm3)} mm³`;
-      if (k === 4) td.title = f.lung_rads_reason;
+      if (k === 5) td.title = `${f.lung_rads_reason}\n${f.lung_rads_management || ''}`;
       tr.append(td);
     });
     tr.addEventListener('click', () => selectFinding(i, true));
@@ -344,8 +375,49 @@ function renderFindings(r) {
   });
 }
 
+/** The selected finding in full: image, size, category with reason and management, calcification, Brock, AI. */
+function renderDetail(f) {
+  const dl = $('finding-detail');
+  dl.replaceChildren();
+  if (!f) return;
+  const row = (k, v, testid) => {
+    const dt = document.createElement('dt');
+    dt.textContent = t(k);
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    if (testid) dd.dataset.testid = testid;
+    if (testid) dd.setAttribute('data-testid', testid);
+    dl.append(dt, dd);
+  };
+  const n = (v) => (v == null ? '?' : String(v));
+  row('dFinding', `#${f.id} · ${t(`t_${f.type}`)}${f.kind === 'mass' ? ` ${t('k_mass')}` : ''}`);
+  row('dImage', t('dImageValue', { se: n(f.series_number), im: n(f.image_number), n: f.slice_index + 1 }), 'detail-image');
+  row('dSize', t('dSizeValue', { d: f.diameter_mm.toFixed(1), l: f.long_axis_mm.toFixed(1), s: f.short_axis_mm.toFixed(1), v: Math.round(f.volume_mm3) }));
+  const lobe = f.location.lobe ? t(`lobe_${f.location.lobe}`) : t('lobe_unknown');
+  row('dLobe', `${lobe}${f.location.lobe && f.location.lobe !== 'unknown' ? ` (${t('lobeNote')})` : ` — ${f.location.lobe_method || ''}`}`);
+  row('dRads', `${f.lung_rads} — ${f.lung_rads_reason}`);
+  row('dManagement', f.lung_rads_management || '', 'detail-management');
+  if (f.calcification) row('dCalc', `${f.calcification.pattern} — ${f.calcification.reason}`);
+  if (f.morphology) row('dShape', `${f.morphology.smooth_margins ? 'smooth' : 'not smooth'}, ${f.morphology.shape}${f.location.juxtapleural ? ` · ${t('juxtapleural')}` : ''}`);
+  const tm = f.type_model ? ` / ${f.type_model.top} (${pct(f.type_model[f.type_model.top])})` : '';
+  row('dType', `${f.type}${f.type_hu_fraction && f.type_hu_fraction !== f.type ? ` (HU fraction: ${f.type_hu_fraction})` : ''}${tm}`);
+  const b = f.brock;
+  if (b) {
+    const lobeTxt = b.upper_lobe_source.startsWith('default') && b.probability_if_upper_lobe != null
+      ? `${b.upper_lobe_source}; ${t('dBrockIfUpper', { p: pct(b.probability_if_upper_lobe) })}`
+      : `upper lobe ${b.upper_lobe ? 'yes' : 'no'} (${b.upper_lobe_source})`;
+    row('dBrock', t('dBrockValue', { p: pct(f.brock_probability), d: b.diameter_mm.toFixed(1), lobe: lobeTxt }));
+  } else {
+    row('dBrock', pct(f.brock_probability));
+  }
+  row('dAi', t('dAiValue', { p: f.malignancy_probability.toFixed(2) }));
+  if (f.triage_band) row('dTriage', `${t(`p_${f.triage_band}`)}${f.triage_reasons?.length ? ` — ${f.triage_reasons.join('; ')}` : ''}`);
+}
+
 function selectFinding(i, focus) {
   for (const tr of $('finding-rows').children) tr.classList.toggle('sel', tr.dataset.index === String(i));
+  renderDetail(state.analysis?.report.findings[i]);
+  state.selected = i;
   viewer.select(i);
   if (focus) $('view').focus();
 }
@@ -353,17 +425,20 @@ function selectFinding(i, focus) {
 function renderKeyImages(a) {
   const box = $('key-images');
   box.replaceChildren();
+  const byId = new Map(a.report.findings.map((f) => [f.id, f]));
   a.keyImages.forEach((k, i) => {
     const url = URL.createObjectURL(a.keyImageBlob(i));
     const link = document.createElement('a');
     link.href = url;
     link.download = k.file.split('/').pop();
     link.className = 'key';
+    link.target = '_blank';
     const img = document.createElement('img');
     img.src = url;
     img.alt = k.file;
     const cap = document.createElement('span');
-    cap.textContent = `#${k.findingId}`;
+    const f = byId.get(k.findingId);
+    cap.textContent = f ? `#${k.findingId} · ${imageCell(f)} · ${f.lung_rads}` : `#${k.findingId}`;
     link.append(img, cap);
     box.append(link);
   });
@@ -436,7 +511,8 @@ function corners() {
   $('corner-tl').textContent = [r.input.patient_id, r.input.study_date].filter(Boolean).join('\n');
   $('corner-tr').textContent = [r.input.manufacturer, r.input.convolution_kernel].filter(Boolean).join('\n');
   $('corner-bl').textContent = `${t(`w${w[0].toUpperCase()}${w.slice(1)}`)}\n${r.input.spacing_mm.map((v) => v.toFixed(2)).join(' × ')} mm`;
-  $('corner-br').textContent = t('slice', { n: viewer.z + 1, total: viewer.sliceCount });
+  const im = a.volume.image_numbers?.[viewer.z];
+  $('corner-br').textContent = `${t('slice', { n: viewer.z + 1, total: viewer.sliceCount })}${im != null ? `\nSe ${a.volume.series_number ?? '?'} Im ${im}` : ''}`;
 }
 
 // ---------------------------------------------------------------- language
@@ -449,6 +525,7 @@ function bindLang() {
       if (state.analysis) {
         renderTriage(state.analysis.report);
         renderFindings(state.analysis.report);
+        if (state.selected != null) selectFinding(state.selected, false);
         corners();
         $('slice-label').textContent = t('slice', { n: viewer.z + 1, total: viewer.sliceCount });
       }

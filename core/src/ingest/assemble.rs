@@ -25,6 +25,10 @@ pub struct SliceRef {
     pub sop_instance_uid: String,
     /// 1-based frame number inside a multi-frame instance, `None` for single-frame.
     pub frame_number: Option<u32>,
+    /// InstanceNumber of the source instance (what PACS viewers show as the
+    /// image number), `None` when the file has none.
+    #[serde(default)]
+    pub instance_number: Option<i64>,
 }
 
 /// One frame in stack order with its position along the stack.
@@ -337,6 +341,7 @@ pub(crate) fn assemble(
                 sop_class_uid: inst.sop_class_uid.clone(),
                 sop_instance_uid: inst.sop_instance_uid.clone(),
                 frame_number: (inst.layout.frames > 1).then_some(placed[i].info.frame + 1),
+                instance_number: inst.instance_number,
             }
         })
         .collect();

@@ -128,6 +128,8 @@ pub struct Instance {
     pub sop_instance_uid: String,
     /// Transfer Syntax UID.
     pub transfer_syntax: String,
+    /// InstanceNumber (the image number PACS viewers show), when present and valid.
+    pub instance_number: Option<i64>,
     /// Report attributes of the study/series.
     pub meta: StudyMeta,
     /// Image layout.
@@ -267,11 +269,15 @@ fn read_image(
         body_part: string_of(ds, tags::BODY_PART_EXAMINED),
         contrast_agent: string_of(ds, tags::CONTRAST_BOLUS_AGENT),
     };
+    let instance_number = int_of(ds, tags::INSTANCE_NUMBER, file, "InstanceNumber")
+        .ok()
+        .flatten();
     Ok(Ok(Instance {
         file: file.to_string(),
         sop_class_uid,
         sop_instance_uid,
         transfer_syntax: ts,
+        instance_number,
         meta,
         layout,
         padding,

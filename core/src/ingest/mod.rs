@@ -419,11 +419,23 @@ impl Scan {
         {
             warnings.push(Warning::new(
                 "thick_slices",
-                Severity::Info,
+                Severity::Warning,
                 format!(
-                    "slice thickness {t} mm: nodules below ~{:.0} mm may be missed or mis-measured \
-                     (screening protocols use ≤ 2.5 mm)",
+                    "slice thickness {t} mm > 2.5 mm: Lung-RADS assumes screening CT reconstructed at \
+                     ≤ 2.5 mm; sizes and categories are less reliable and nodules below ~{:.0} mm \
+                     may be missed or mis-measured",
                     t.max(3.0)
+                ),
+            ));
+        }
+        if let Some(agent) = &first.meta.contrast_agent {
+            warnings.push(Warning::new(
+                "contrast",
+                Severity::Warning,
+                format!(
+                    "contrast-enhanced CT (ContrastBolusAgent \"{agent}\"): Lung-RADS is defined for \
+                     non-contrast low-dose screening CT; enhancing nodules and vessels can shift the \
+                     attenuation type and the calcification assessment"
                 ),
             ));
         }

@@ -12,9 +12,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::anatomy::Lobe;
+pub use crate::calcification::{Calcification, CalcificationPattern};
 pub use crate::candidates::{Channel, ChannelSummary};
 use crate::classify::ModelId;
 use crate::ingest::Warning;
+pub use crate::morphology::{Morphology, Shape};
 
 /// Schema identifier of [`Report`]; bumped on incompatible changes.
 pub const REPORT_SCHEMA: &str = "ct-triage/report/v1";
@@ -23,9 +26,35 @@ pub const REPORT_SCHEMA: &str = "ct-triage/report/v1";
 pub const DISCLAIMER: &str = "Research software for triage support. Not a medical device; \
 not validated for clinical use. Every finding must be checked by a radiologist.";
 
+/// The stated limits every report, SR, CLI summary and page shows.
+pub const LIMITS: &[&str] = &[
+    "Research software, not a medical device: every finding must be checked by a radiologist.",
+    "The classifier was trained on synthetic renderings of LIDC-IDRI annotations; no real-world \
+     sensitivity or false-positive rate has been measured.",
+    "The AI malignancy score is a model output trained on readers' ratings, not a calibrated \
+     probability of cancer (AUC 0.66 below 10 mm on held-out renderings, see the model card); \
+     it never sets the worklist priority alone.",
+    "Baseline exam assumed: Lung-RADS growth, stability and new-nodule rules need prior exams, \
+     which ct-triage does not see; compare with prior chest CT.",
+    "Lung-RADS v2022 rules not applied: endobronchial and airway nodules, atypical pulmonary \
+     cysts, fat-containing nodules (category 1), perifissural location (fissures are not \
+     segmented; pleural contact is), infectious or inflammatory findings (category 0), \
+     category 4X features other than spiculation, and the S modifier (significant incidental \
+     findings are not computed).",
+    "Lobes are approximated from landmarks (carina, fissure planes), not segmented; with partial \
+     coverage the lobe is unknown and Brock uses its reference (not upper lobe).",
+    "Brock inputs not in DICOM (family history; emphysema from CT %LAA-950 unless given) use \
+     stated defaults; nodule size is the long axis measured in the axial plane.",
+    "Contrast is read from the DICOM header only (ContrastBolusAgent); motion only from \
+     discontinuities of the lung outline between slices.",
+];
+
 /// Lung-RADS v2022 category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LungRads {
+    /// 0 — incomplete: part or all of the lungs cannot be evaluated (exam level only).
+    #[serde(rename = "0")]
+    Cat0,
     /// 1 — negative: no nodules, or nodules with benign calcification.
     #[serde(rename = "1")]
     Cat1,
@@ -47,9 +76,10 @@ pub enum LungRads {
 }
 
 impl LungRads {
-    /// The category as printed (`1`, `2`, `3`, `4A`, `4B`, `4X`).
+    /// The category as printed (`0`, `1`, `2`, `3`, `4A`, `4B`, `4X`).
     pub fn as_str(self) -> &'static str {
         match self {
+            LungRads::Cat0 => "0",
             LungRads::Cat1 => "1",
             LungRads::Cat2 => "2",
             LungRads::Cat3 => "3",
@@ -70,8 +100,20 @@ pub enum NoduleType {
     PartSolid,
     /// Pure ground-glass (non-solid).
     GroundGlass,
-    /// Calcified (benign pattern).
+    /// Calcified with a benign pattern (complete, central, popcorn, laminated).
     Calcified,
+}
+
+impl NoduleType {
+    /// snake_case name (as in the JSON report).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoduleType::Solid => "solid",
+            NoduleType::PartSolid => "part_solid",
+            NoduleType::GroundGlass => "ground_glass",
+            NoduleType::Calcified => "calcified",
+        }
+    }
 }
 
 /// Nodule (≤ 30 mm) or mass (> 30 mm).
@@ -94,7 +136,7 @@ pub enum Side {
     Left,
 }
 
-/// Cranio-caudal zone of the lung (thirds of its height).
+/// Cranio-caudal zone: thirds of the lung height *covered by the scan* (not a lobe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Zone {
@@ -111,12 +153,23 @@ pub enum Zone {
 pub struct Location {
     /// Right or left lung.
     pub side: Side,
-    /// Upper, middle or lower zone.
+    /// Upper, middle or lower third of the covered lung height (not a lobe).
     pub zone: Zone,
-    /// Upper-lobe approximation used by Brock (lobes are not segmented: upper zone).
+    /// The Brock "upper lobe" input used: true only when the lobe approximation
+    /// gives an upper lobe; false (the model's reference) when the lobe is unknown.
     pub upper_lobe: bool,
     /// Touches the pleura / chest wall.
     pub juxtapleural: bool,
+    /// Lobe approximated from landmarks (see `ct_triage_core::anatomy`), or unknown.
+    #[serde(default = "unknown_lobe")]
+    pub lobe: Lobe,
+    /// How the lobe was approximated, or why it is unknown.
+    #[serde(default)]
+    pub lobe_method: String,
+}
+
+fn unknown_lobe() -> Lobe {
+    Lobe::Unknown
 }
 
 /// Worklist priority.
@@ -161,41 +214,107 @@ pub struct Finding {
     pub center_lps_mm: [f64; 3],
     /// Centre as a continuous voxel index `[x, y, z]` of the source volume.
     pub center_voxel_xyz: [f64; 3],
-    /// Index of the source-volume axial slice on which the axes were measured.
+    /// Index (0-based, in stack order) of the source-volume axial slice on which the axes were measured.
     pub slice_index: usize,
+    /// Image number (InstanceNumber) of that slice, as PACS viewers show it.
+    pub image_number: Option<i64>,
+    /// Series number of the source series.
+    pub series_number: Option<i64>,
     /// Mean of long and short axis, rounded to 0.1 mm (the Lung-RADS size).
     pub diameter_mm: f64,
     /// Longest in-plane diameter on the axial slice of largest area, mm.
     pub long_axis_mm: f64,
     /// Longest diameter perpendicular to the long axis on that slice, mm.
     pub short_axis_mm: f64,
-    /// Segmented volume, mm³.
+    /// Segmented volume, mm³, rounded to a whole number (as Lung-RADS v2022 asks).
     pub volume_mm3: f64,
     /// Mean attenuation of the segmented finding, HU.
     pub mean_hu: f64,
-    /// Attenuation type.
+    /// Attenuation type used for Lung-RADS and Brock: `calcified` only for a
+    /// benign calcification pattern, otherwise solid / part-solid / ground-glass by HU.
     #[serde(rename = "type")]
     pub nodule_type: NoduleType,
+    /// Type by the HU fractions alone (≥ 25 % of voxels ≥ 200 HU = calcified),
+    /// kept for comparison (`None` in reports written before it was recorded).
+    #[serde(default)]
+    pub type_hu_fraction: Option<NoduleType>,
+    /// The model's type outputs (probabilities), when the model has them.
+    #[serde(default)]
+    pub type_model: Option<TypeScores>,
+    /// Calcification pattern and the figures behind it (`None`: not recorded).
+    #[serde(default)]
+    pub calcification: Option<Calcification>,
+    /// Margins and shape, for the juxtapleural rule (`None`: not recorded).
+    #[serde(default)]
+    pub morphology: Option<Morphology>,
     /// Mean diameter of the solid component of a part-solid nodule, mm.
     pub solid_component_mm: Option<f64>,
     /// Where it is.
     pub location: Location,
     /// Model probability that the candidate is a true nodule.
     pub nodule_probability: f64,
-    /// Model probability of malignancy.
+    /// AI malignancy score of the model (a model output trained on readers'
+    /// ratings of synthetic renderings, not a calibrated probability of cancer).
     pub malignancy_probability: f64,
     /// Model probability of spiculation, when the model has that output.
     pub spiculation_probability: Option<f64>,
     /// Brock (PanCan full model, with spiculation) probability of malignancy.
     pub brock_probability: f64,
+    /// The Brock inputs used and where they came from (`None`: not recorded).
+    #[serde(default)]
+    pub brock: Option<BrockDetail>,
     /// Lung-RADS category of this finding.
     pub lung_rads: LungRads,
     /// Why that category.
     pub lung_rads_reason: String,
-    /// Suspicion score in [0, 1] used for sorting.
+    /// Lung-RADS v2022 management of that category (baseline exam).
+    #[serde(default)]
+    pub lung_rads_management: String,
+    /// Triage band of this finding (`None`: not recorded).
+    #[serde(default)]
+    pub triage_band: Option<Priority>,
+    /// The rules that placed it in that band (empty for routine).
+    #[serde(default)]
+    pub triage_reasons: Vec<String>,
+    /// Score in [0, 1] used for sorting (the band, then the score within it).
     pub suspicion: f64,
     /// Endpoints of the long and short axes in LPS mm: `[[a0, a1], [b0, b1]]`.
     pub axes_lps_mm: [[[f64; 3]; 2]; 2],
+}
+
+/// The model's type outputs for one finding (softmax probabilities).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeScores {
+    /// Solid.
+    pub solid: f64,
+    /// Part-solid.
+    pub part_solid: f64,
+    /// Ground-glass.
+    pub ground_glass: f64,
+    /// Calcified.
+    pub calcified: f64,
+    /// The type with the highest probability.
+    pub top: NoduleType,
+}
+
+/// The Brock inputs of one finding that come from the image, and their sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrockDetail {
+    /// Nodule size used: the long axis (the PanCan model's "nodule size" is the
+    /// longest diameter, McWilliams et al. 2013), mm.
+    pub diameter_mm: f64,
+    /// Which measurement that is (`long_axis`).
+    pub diameter_source: String,
+    /// Upper lobe input.
+    pub upper_lobe: bool,
+    /// `lobe approximation` or `default (lobe unknown)`.
+    pub upper_lobe_source: String,
+    /// With the lobe unknown: the probability had the nodule been in an upper lobe.
+    pub probability_if_upper_lobe: Option<f64>,
+    /// Spiculation input (model spiculation ≥ 0.5).
+    pub spiculation: bool,
+    /// Nodule count input (findings reported).
+    pub nodule_count: usize,
 }
 
 /// Patient data used by risk models, and where each value came from.
@@ -270,14 +389,32 @@ pub struct LungSummary {
 /// Exam-level result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exam {
-    /// Exam Lung-RADS: the highest nodule category (1 without nodules); `None` when inconclusive.
+    /// Exam Lung-RADS: the highest nodule category (1 without nodules), or 0
+    /// when part or all of the lungs could not be evaluated. Always present
+    /// (`Option` for readers of older reports, which wrote `null` for 0).
     pub lung_rads: Option<LungRads>,
+    /// Why this exam category (for 0: what could not be evaluated).
+    #[serde(default)]
+    pub lung_rads_reason: String,
+    /// The highest category among the findings (also when the exam is 0).
+    #[serde(default)]
+    pub highest_nodule_category: Option<LungRads>,
+    /// Lung-RADS v2022 management of the exam category (baseline exam).
+    #[serde(default)]
+    pub management: String,
     /// Worklist priority.
     pub triage_priority: Priority,
     /// Score in [0, 1] for sorting the worklist (higher first).
     pub triage_score: f64,
-    /// Why this priority (each rule that fired).
+    /// Why this priority (each rule that fired, prefixed by its family).
     pub triage_reasons: Vec<String>,
+    /// The rule families that set the priority: `lung_rads`, `size`, `brock`,
+    /// `ai`, `coverage`, `input`.
+    #[serde(default)]
+    pub triage_basis: Vec<String>,
+    /// The triage rule set in words.
+    #[serde(default)]
+    pub triage_rule_set: String,
     /// Number of findings.
     pub nodule_count: usize,
     /// For `inconclusive`: why the input cannot support a result.
@@ -296,8 +433,10 @@ pub struct KeyImageRef {
     pub finding_id: u32,
     /// Relative file name, e.g. `key-images/finding-1.png`.
     pub file: String,
-    /// Source-volume slice index shown.
+    /// Source-volume slice index shown (0-based, stack order).
     pub slice_index: usize,
+    /// Image number (InstanceNumber) of that slice.
+    pub image_number: Option<i64>,
     /// SOP Instance UID of that source slice.
     pub sop_instance_uid: String,
 }
@@ -367,6 +506,21 @@ pub struct CandidateRecord {
     pub finding_id: Option<u32>,
     /// Why, in plain words.
     pub reason: String,
+    /// What the measure stage found there, when it segmented something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<CandidateMeasure>,
+}
+
+/// The measure stage's result for a candidate (explain list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateMeasure {
+    /// Mean diameter, mm.
+    pub diameter_mm: f64,
+    /// Attenuation type.
+    #[serde(rename = "type")]
+    pub nodule_type: NoduleType,
+    /// SD of HU over the interior (the mass channel's rule).
+    pub interior_hu_sd: f64,
 }
 
 /// Software identification.
@@ -407,6 +561,9 @@ pub struct Report {
     pub timings_ms: BTreeMap<String, f64>,
     /// [`DISCLAIMER`].
     pub disclaimer: String,
+    /// Every limit of this analysis a reader must know ([`LIMITS`]).
+    #[serde(default)]
+    pub limits: Vec<String>,
 }
 
 impl Report {

@@ -5,7 +5,8 @@
 //! Finding 1 is the annotated lesion of lung1 (truth bounding box, voxels at
 //! or above −300 HU: 860 voxels, close to the truth's 837); finding 2 is a
 //! small sphere placed in the left lung to exercise a second group, the left
-//! side, the lower zone, the part-solid type and the juxtapleural site. The
+//! side, the lower zone, the part-solid type, an unknown lobe and the
+//! juxtapleural site (finding 1 is given the right upper lobe). The
 //! probabilities are set by hand: this is test data for writers, not a model
 //! result. Shared by `core/tests/dicom_*.rs` and `tests/tests/interop_*.rs`.
 
@@ -21,9 +22,9 @@ use ct_triage_core::pipeline::{Analysis, KeyImage};
 use ct_triage_core::progress::NoProgress;
 use ct_triage_core::report::dicom::uid::hash_uid;
 use ct_triage_core::report::{
-    CandidateSummary, DISCLAIMER, Exam, Finding, FindingKind, Generator, InputSummary, KeyImageRef,
-    Location, LungRads, NoduleType, PatientContext, Priority, REPORT_SCHEMA, Report, Side, Zone,
-    key_images,
+    BrockDetail, Calcification, CalcificationPattern, CandidateSummary, DISCLAIMER, Exam, Finding,
+    FindingKind, Generator, InputSummary, KeyImageRef, LIMITS, Lobe, Location, LungRads,
+    NoduleType, PatientContext, Priority, REPORT_SCHEMA, Report, Side, Zone, key_images,
 };
 
 /// The repository root.
@@ -168,6 +169,7 @@ fn finding(
     solid_component_mm: Option<f64>,
     side: Side,
     zone: Zone,
+    lobe: Lobe,
     juxtapleural: bool,
     probs: [f64; 3],
     lung_rads: LungRads,
@@ -183,25 +185,52 @@ fn finding(
         center_lps_mm: to_lps(me.center_voxel),
         center_voxel_xyz: me.center_voxel.map(|x| round(x, 3)),
         slice_index: me.slice,
+        image_number: s.slices[me.slice].instance_number,
+        series_number: s.meta.series_number,
         diameter_mm: round((me.long + me.short) / 2.0, 1),
         long_axis_mm: me.long,
         short_axis_mm: me.short,
         volume_mm3: me.volume,
         mean_hu: me.mean_hu,
         nodule_type,
+        type_hu_fraction: Some(nodule_type),
+        type_model: None,
+        calcification: Some(Calcification {
+            pattern: CalcificationPattern::Absent,
+            benign: false,
+            fraction: 0.0,
+            foci: 0,
+            centroid_radius: 0.0,
+            reason: "fixture".into(),
+        }),
+        morphology: None,
         solid_component_mm,
         location: Location {
             side,
             zone,
-            upper_lobe: zone == Zone::Upper,
+            upper_lobe: lobe.is_upper() == Some(true),
             juxtapleural,
+            lobe,
+            lobe_method: "fixture".into(),
         },
         nodule_probability: probs[0],
         malignancy_probability: probs[1],
         spiculation_probability: None,
         brock_probability: probs[2],
+        brock: Some(BrockDetail {
+            diameter_mm: me.long,
+            diameter_source: "long_axis".into(),
+            upper_lobe: lobe.is_upper() == Some(true),
+            upper_lobe_source: "fixture".into(),
+            probability_if_upper_lobe: None,
+            spiculation: false,
+            nodule_count: 2,
+        }),
         lung_rads,
         lung_rads_reason: "fixture".into(),
+        lung_rads_management: ct_triage_core::lungrads::management(lung_rads).into(),
+        triage_band: Some(Priority::Priority),
+        triage_reasons: vec!["fixture".into()],
         suspicion: probs[1],
         axes_lps_mm: me.axes_voxel.map(|a| a.map(to_lps)),
     }
@@ -228,6 +257,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         None,
         Side::Right,
         Zone::Upper,
+        Lobe::RightUpper,
         false,
         [0.9312, 0.4125, 0.1234],
         LungRads::Cat4A,
@@ -240,6 +270,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         Some(2.0),
         Side::Left,
         Zone::Lower,
+        Lobe::Unknown,
         true,
         [0.7777, 0.0567, 0.0211],
         LungRads::Cat3,
@@ -250,15 +281,18 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
     let mut key_refs = Vec::new();
     for (f, m) in findings.iter().zip(&masks) {
         let file = format!("key-images/finding-{}.png", f.id);
+        let panels = key_images::render_finding(&s.volume, f, m).unwrap();
         key_imgs.push(KeyImage {
             finding_id: f.id,
             file: file.clone(),
-            png: key_images::finding_png(&s.volume, f.slice_index, m, &f.axes_lps_mm).unwrap(),
+            png: panels.composite_png.clone(),
+            panels,
         });
         key_refs.push(KeyImageRef {
             finding_id: f.id,
             file,
             slice_index: f.slice_index,
+            image_number: f.image_number,
             sop_instance_uid: s.slices[f.slice_index].sop_instance_uid.clone(),
         });
     }
@@ -314,9 +348,14 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         },
         exam: Exam {
             lung_rads: Some(LungRads::Cat4A),
+            lung_rads_reason: "highest nodule category 4A".into(),
+            highest_nodule_category: Some(LungRads::Cat4A),
+            management: ct_triage_core::lungrads::management(LungRads::Cat4A).into(),
             triage_priority: Priority::Priority,
             triage_score: 0.7125,
-            triage_reasons: vec!["finding 1 is Lung-RADS 4A".into()],
+            triage_reasons: vec!["Lung-RADS: finding 1 is 4A".into()],
+            triage_basis: vec!["lung_rads".into()],
+            triage_rule_set: ct_triage_core::triage::TriageRules::default().describe(),
             nodule_count: findings.len(),
             inconclusive_reason: None,
             unresolved: Vec::new(),
@@ -325,6 +364,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         key_images: key_refs,
         timings_ms: BTreeMap::new(),
         disclaimer: DISCLAIMER.into(),
+        limits: LIMITS.iter().map(|l| l.to_string()).collect(),
     };
     Analysis {
         report,

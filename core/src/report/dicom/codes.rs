@@ -10,8 +10,12 @@
 //! Private codes use the scheme [`PRIVATE_SCHEME`] (`99CTT`), declared in the
 //! CodingSchemeIdentificationSequence of every object that uses one. They are
 //! used only where no standard code exists: the Lung-RADS category values,
-//! the solid / part-solid attenuation types, the Brock model as measurement
-//! method, the solid component diameter, and the worklist triage values.
+//! reasons and management text, the solid / part-solid attenuation types, the
+//! calcification patterns, the Brock model as measurement method, the AI
+//! malignancy score (its own concept, never the standard "Probability of
+//! cancer", which the Brock probability carries), the solid component
+//! diameter, the source image location, the stated limits and warnings, and
+//! the worklist triage values.
 
 /// A coded concept: code value, coding scheme designator, code meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,6 +131,12 @@ pub const UPPER_ZONE_OF_LUNG: Code = c("281392002", "SCT", "Upper zone of lung")
 pub const MIDDLE_ZONE_OF_LUNG: Code = c("281393007", "SCT", "Middle zone of lung");
 /// (281394001, SCT) CID 6171 Zone of Lung.
 pub const LOWER_ZONE_OF_LUNG: Code = c("281394001", "SCT", "Lower zone of lung");
+/// (45653009, SCT) CID 6170 Lung Lobe: upper lobe (with Laterality).
+pub const UPPER_LOBE_OF_LUNG: Code = c("45653009", "SCT", "Upper lobe of lung");
+/// (72481006, SCT) CID 6170 Lung Lobe: middle lobe of the right lung.
+pub const MIDDLE_LOBE_OF_RIGHT_LUNG: Code = c("72481006", "SCT", "Middle lobe of right lung");
+/// (90572001, SCT) CID 6170 Lung Lobe: lower lobe (with Laterality).
+pub const LOWER_LOBE_OF_LUNG: Code = c("90572001", "SCT", "Lower lobe of lung");
 /// (68599007, SCT) CID 6126 Location in Lung: written for juxtapleural findings.
 pub const SUBPLEURAL: Code = c("68599007", "SCT", "Subpleural");
 /// (272741003, SCT) Laterality.
@@ -192,6 +202,13 @@ pub const UNIT_HU: Code = c("[hnsf'U]", "UCUM", "Hounsfield unit");
 /// Dimensionless (probabilities and scores in \[0, 1\]).
 pub const UNIT_ONE: Code = c("1", "UCUM", "no units");
 
+// ---- Key Object Selection (TID 2010) ----
+
+/// (113000, DCM) CID 7010 Key Object Selection Document Title.
+pub const OF_INTEREST: Code = c("113000", "DCM", "Of Interest");
+/// (113012, DCM) TID 2010 Key Object Description.
+pub const KEY_OBJECT_DESCRIPTION: Code = c("113012", "DCM", "Key Object Description");
+
 // ---- SEG and SC ----
 
 /// (113076, DCM) CID 7203 derivation code of a segmentation frame.
@@ -247,6 +264,42 @@ pub const PART_SOLID: Code = c("PARTSOLID", PRIVATE_SCHEME, "Part-solid");
 /// Mean diameter of the solid component of a part-solid nodule (unit mm).
 pub const SOLID_COMPONENT_DIAMETER: Code =
     c("SOLIDCOMP", PRIVATE_SCHEME, "Solid component mean diameter");
+/// AI malignancy score of the model (not a calibrated probability of cancer; its own
+/// concept, so that readers never confuse it with the Brock probability).
+pub const AI_MALIGNANCY_SCORE: Code = c("AIMALIG", PRIVATE_SCHEME, "AI malignancy score");
+/// Calcification pattern (concept name).
+pub const CALCIFICATION_PATTERN: Code = c("CALCPAT", PRIVATE_SCHEME, "Calcification pattern");
+/// No calcification.
+pub const CALC_NONE: Code = c("CALCNONE", PRIVATE_SCHEME, "No calcification");
+/// Complete (diffuse) calcification — benign.
+pub const CALC_COMPLETE: Code = c("CALCCOMPLETE", PRIVATE_SCHEME, "Complete calcification");
+/// Central calcification — benign.
+pub const CALC_CENTRAL: Code = c("CALCCENTRAL", PRIVATE_SCHEME, "Central calcification");
+/// Concentric (laminated) calcification — benign.
+pub const CALC_LAMINATED: Code = c("CALCLAMINATED", PRIVATE_SCHEME, "Laminated calcification");
+/// Popcorn calcification — benign.
+pub const CALC_POPCORN: Code = c("CALCPOPCORN", PRIVATE_SCHEME, "Popcorn calcification");
+/// Eccentric calcification — not a benign pattern.
+pub const CALC_ECCENTRIC: Code = c("CALCECCENTRIC", PRIVATE_SCHEME, "Eccentric calcification");
+/// Stippled calcification — not a benign pattern.
+pub const CALC_STIPPLED: Code = c("CALCSTIPPLED", PRIVATE_SCHEME, "Stippled calcification");
+/// The Lung-RADS v2022 management recommendation of a category (TEXT).
+pub const LUNG_RADS_MANAGEMENT: Code = c(
+    "LRMGMT",
+    PRIVATE_SCHEME,
+    "Lung-RADS management recommendation",
+);
+/// Why a Lung-RADS category was given (TEXT).
+pub const LUNG_RADS_REASON: Code = c("LRREASON", PRIVATE_SCHEME, "Lung-RADS category reason");
+/// Where the finding is on the source images: series and image number (TEXT).
+pub const SOURCE_IMAGE_LOCATION: Code =
+    c("IMAGELOC", PRIVATE_SCHEME, "Source series and image number");
+/// A stated limit of the analysis (TEXT).
+pub const LIMITATION: Code = c("LIMIT", PRIVATE_SCHEME, "Limitation of this analysis");
+/// A warning about the input or the analysis (TEXT).
+pub const ANALYSIS_WARNING: Code = c("WARNING", PRIVATE_SCHEME, "Analysis warning");
+/// The triage rule set in words (TEXT).
+pub const TRIAGE_RULE_SET: Code = c("TRIAGERULES", PRIVATE_SCHEME, "Triage rule set");
 /// Measurement method of the Brock probability.
 pub const BROCK_MODEL: Code = c(
     "BROCK",
@@ -280,12 +333,14 @@ pub const TRIAGE_ROUTINE: Code = c("ROUTINE", PRIVATE_SCHEME, "Routine");
 /// Triage priority: inconclusive.
 pub const TRIAGE_INCONCLUSIVE: Code = c("INCONCLUSIVE", PRIVATE_SCHEME, "Inconclusive");
 
-use crate::report::{FindingKind, LungRads, NoduleType, Priority, Side, Zone};
+use crate::report::{
+    CalcificationPattern, FindingKind, Lobe, LungRads, NoduleType, Priority, Side, Zone,
+};
 
-/// The code of a Lung-RADS category (`None` = inconclusive, category 0).
+/// The code of a Lung-RADS category (`None`, as older reports wrote it, = category 0).
 pub fn lung_rads(c: Option<LungRads>) -> Code {
     match c {
-        None => LUNG_RADS_0,
+        None | Some(LungRads::Cat0) => LUNG_RADS_0,
         Some(LungRads::Cat1) => LUNG_RADS_1,
         Some(LungRads::Cat2) => LUNG_RADS_2,
         Some(LungRads::Cat3) => LUNG_RADS_3,
@@ -318,6 +373,29 @@ pub fn side(s: Side) -> Code {
     match s {
         Side::Right => RIGHT,
         Side::Left => LEFT,
+    }
+}
+
+/// The code of a calcification pattern.
+pub fn calcification(p: CalcificationPattern) -> Code {
+    match p {
+        CalcificationPattern::Absent => CALC_NONE,
+        CalcificationPattern::Complete => CALC_COMPLETE,
+        CalcificationPattern::Central => CALC_CENTRAL,
+        CalcificationPattern::Laminated => CALC_LAMINATED,
+        CalcificationPattern::Popcorn => CALC_POPCORN,
+        CalcificationPattern::Eccentric => CALC_ECCENTRIC,
+        CalcificationPattern::Stippled => CALC_STIPPLED,
+    }
+}
+
+/// The Finding Site code of a lobe (`None` when unknown: the site is then the lung).
+pub fn lobe(l: Lobe) -> Option<Code> {
+    match l {
+        Lobe::RightUpper | Lobe::LeftUpper => Some(UPPER_LOBE_OF_LUNG),
+        Lobe::RightMiddle => Some(MIDDLE_LOBE_OF_RIGHT_LUNG),
+        Lobe::RightLower | Lobe::LeftLower => Some(LOWER_LOBE_OF_LUNG),
+        Lobe::Unknown => None,
     }
 }
 
@@ -383,6 +461,9 @@ pub fn all() -> Vec<Code> {
         UPPER_ZONE_OF_LUNG,
         MIDDLE_ZONE_OF_LUNG,
         LOWER_ZONE_OF_LUNG,
+        UPPER_LOBE_OF_LUNG,
+        MIDDLE_LOBE_OF_RIGHT_LUNG,
+        LOWER_LOBE_OF_LUNG,
         SUBPLEURAL,
         LATERALITY,
         RIGHT,
@@ -410,6 +491,8 @@ pub fn all() -> Vec<Code> {
         UNIT_MM3,
         UNIT_HU,
         UNIT_ONE,
+        OF_INTEREST,
+        KEY_OBJECT_DESCRIPTION,
         SEGMENTATION_DERIVATION,
         SOURCE_IMAGE_FOR_PROCESSING,
         DEID_BASIC_PROFILE,
@@ -425,6 +508,21 @@ pub fn all() -> Vec<Code> {
         SOLID,
         PART_SOLID,
         SOLID_COMPONENT_DIAMETER,
+        AI_MALIGNANCY_SCORE,
+        CALCIFICATION_PATTERN,
+        CALC_NONE,
+        CALC_COMPLETE,
+        CALC_CENTRAL,
+        CALC_LAMINATED,
+        CALC_POPCORN,
+        CALC_ECCENTRIC,
+        CALC_STIPPLED,
+        LUNG_RADS_MANAGEMENT,
+        LUNG_RADS_REASON,
+        SOURCE_IMAGE_LOCATION,
+        LIMITATION,
+        ANALYSIS_WARNING,
+        TRIAGE_RULE_SET,
         BROCK_MODEL,
         TRIAGE_SCORE,
         TRIAGE_REASON,

@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | [`sr`] | TID 1500 Measurement Report (Comprehensive 3D SR) | 1.2.840.10008.5.1.4.1.1.88.34 |
 //! | [`seg`] | the finding masks as a BINARY Segmentation | 1.2.840.10008.5.1.4.1.1.66.4 |
-//! | [`sc`] | the key images as Secondary Capture (RGB) | 1.2.840.10008.5.1.4.1.1.7 |
+//! | [`sc`] | the key images as Secondary Capture (RGB, overview and zoom per finding) | 1.2.840.10008.5.1.4.1.1.7 |
+//! | [`kos`] | Key Object Selection (TID 2010) pointing to the key images and source slices | 1.2.840.10008.5.1.4.1.1.88.59 |
 //! | [`deid`] | PS3.15 Annex E Basic Application Level Confidentiality Profile | — |
 //!
 //! Everything here works on bytes and in-memory objects (no filesystem), so
@@ -13,7 +14,8 @@
 //! byte-identical objects (UIDs are derived from the report, see [`uid`]);
 //! the content date/time is the one time-dependent input and defaults to now.
 //!
-//! [`export`] writes all three with the SR referencing the SEG's segments;
+//! [`export`] writes them all with the SR referencing the SEG's segments and
+//! the KOS referencing the key images;
 //! [`export_deidentified`] also runs them through [`deid::deidentify`], and
 //! [`deid::deidentify_report`] gives the matching de-identified report (same
 //! options and salt: same UIDs, pseudonym and date shift as the objects).
@@ -33,6 +35,7 @@ pub(crate) mod build;
 pub mod codes;
 pub mod deid;
 mod deid_table;
+pub mod kos;
 pub mod sc;
 pub mod seg;
 pub mod sr;
@@ -189,7 +192,7 @@ pub(crate) fn analysis_key(a: &Analysis) -> [u8; 32] {
 }
 
 /// Which object an [`ExportedObject`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
     /// The TID 1500 SR.
@@ -198,13 +201,16 @@ pub enum ObjectKind {
     Seg,
     /// A Secondary Capture key image.
     KeyImage,
+    /// The Key Object Selection document.
+    KeyObjectSelection,
 }
 
 /// One DICOM object written for an analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportedObject {
     /// File name relative to the output folder: `report.sr.dcm`,
-    /// `findings.seg.dcm`, `key-images/finding-N.sc.dcm`.
+    /// `findings.seg.dcm`, `key-images/finding-N.sc.dcm`,
+    /// `key-images/finding-N-zoom.sc.dcm`, `key-objects.kos.dcm`.
     pub file: String,
     /// What it is.
     pub kind: ObjectKind,
@@ -228,6 +234,8 @@ pub struct ExportOptions {
     pub seg: SegOptions,
     /// Key image options. Default [`ScOptions::default`].
     pub sc: ScOptions,
+    /// Key Object Selection options. Default [`kos::KosOptions::default`].
+    pub kos: kos::KosOptions,
     /// Write the SEG. Default true.
     pub segmentation: bool,
     /// Write the key images. Default true.
@@ -241,6 +249,7 @@ impl Default for ExportOptions {
             sr: SrOptions::default(),
             seg: SegOptions::default(),
             sc: ScOptions::default(),
+            kos: kos::KosOptions::default(),
             segmentation: true,
             key_images: true,
         }
@@ -306,18 +315,28 @@ fn objects(
             sr::measurement_report_object(a, &sr_opts)?,
         ),
     );
+    let mut sc_opts = o.sc.clone();
+    let sc_when = sc_opts.content.clone().unwrap_or_else(|| when.clone());
+    sc_opts.content = Some(sc_when.clone());
     if o.key_images {
-        let mut sc_opts = o.sc.clone();
-        let sc_when = sc_opts.content.clone().unwrap_or_else(|| when.clone());
-        sc_opts.content = Some(sc_when.clone());
         for k in &a.key_images {
-            let file = k.file.trim_end_matches(".png").to_string() + ".sc.dcm";
-            out.push((
-                file,
-                ObjectKind::KeyImage,
-                sc::key_image_object(a, k, &sc_opts, &sc_when)?,
-            ));
+            for panel in sc::Panel::ALL {
+                out.push((
+                    panel.file(k),
+                    ObjectKind::KeyImage,
+                    sc::key_image_object(a, k, panel, &sc_opts, &sc_when)?,
+                ));
+            }
         }
+    }
+    let mut kos_opts = o.kos.clone();
+    kos_opts.content = Some(kos_opts.content.unwrap_or_else(|| when.clone()));
+    if let Some(f) = kos::key_object_selection(a, &kos_opts, &sc_opts, o.key_images)? {
+        out.push((
+            "key-objects.kos.dcm".to_string(),
+            ObjectKind::KeyObjectSelection,
+            f,
+        ));
     }
     Ok(out)
 }

@@ -300,7 +300,7 @@ pub fn segmentation_object(
             put_str(
                 &mut s,
                 tags::TRACKING_ID,
-                VR::LO,
+                VR::UT,
                 &format!("Finding {}", f.id),
             );
             put_str(&mut s, tags::TRACKING_UID, VR::UI, &f.tracking_uid);

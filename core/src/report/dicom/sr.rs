@@ -14,7 +14,8 @@
 //!  │       ├ Tracking Identifier "Finding N", Tracking Unique Identifier (TID 4108)
 //!  │       ├ Finding category = Morphologically abnormal structure
 //!  │       ├ Finding = Nodule | Mass
-//!  │       ├ Finding Site = Upper/Middle/Lower zone of lung (+ Laterality);
+//!  │       ├ Finding Site = Upper / Middle / Lower lobe of lung (the landmark
+//!  │       │   approximation) or Lung when the lobe is unknown (+ Laterality);
 //!  │       │   Subpleural (+ Laterality) when juxtapleural
 //!  │       ├ Algorithm Name / Version / Parameters (sha256, runtime, pipeline),
 //!  │       │   Algorithm Family = Artificial Intelligence       TID 4019
@@ -26,16 +27,27 @@
 //!  │       │   Attenuation Coefficient (Derivation Mean) [[hnsf'U]],
 //!  │       │   Solid component mean diameter [mm] (part-solid only, 99CTT)
 //!  │       ├ NUM Certainty of Finding [1] (model nodule probability)
-//!  │       ├ NUM Probability of cancer [1] (the model, named by TID 4019 items)
-//!  │       ├ NUM Probability of cancer [1], Measurement Method = Brock (99CTT)
+//!  │       ├ NUM AI malignancy score [1] (99CTT: its own concept, never
+//!  │       │   "Probability of cancer")
+//!  │       ├ NUM Probability of cancer [1], Measurement Method = Brock (99CTT),
+//!  │       │   with the model's inputs as Algorithm Parameters
+//!  │       │   (every NUM: Algorithm Name + Version of what made it, TID 300 → TID 4019)
 //!  │       ├ CODE Nodule attenuation type (99CTT name; values Solid, Part-solid
 //!  │       │   (99CTT), Ground glass opacity (DCM), Calcified (SCT))
-//!  │       └ CODE Assessment Category = Lung-RADS v2022 category (99CTT values)
+//!  │       ├ CODE Calcification pattern (99CTT) + the reason
+//!  │       ├ CODE Assessment Category = Lung-RADS v2022 category (99CTT values)
+//!  │       │   + reason, v2022 management, Algorithm Name/Version of the rules
+//!  │       ├ TEXT Source series and image number ("series 2, image 35 …")
+//!  │       └ CODE Priority = the finding's triage band + the rules that set it
 //!  └ CONTAINS Qualitative Evaluations (C0034375, UMLS)
-//!      ├ CODE Assessment Category = exam Lung-RADS (category 0 when inconclusive)
+//!      ├ CODE Assessment Category = exam Lung-RADS (0 when part of the lungs
+//!      │   was not evaluated) + reason, management and the baseline-only note
 //!      ├ CODE Priority = Urgent | Priority | Routine | Inconclusive (99CTT values)
-//!      │   └ HAS PROPERTIES Triage score [1], Triage reason (TEXT, one per rule)
-//!      └ TEXT Comment = the disclaimer
+//!      │   └ HAS PROPERTIES Triage score [1], Triage reason (TEXT, one per
+//!      │     rule), Triage rule set (TEXT)
+//!      ├ TEXT Comment = the disclaimer
+//!      ├ TEXT Limitation of this analysis (one per stated limit)
+//!      └ TEXT Analysis warning (one per warning)
 //! ```
 //!
 //! All codes and their sources are in [`super::codes`].
@@ -291,7 +303,7 @@ pub fn measurement_report_object(
 }
 
 /// The device observer UID: the pipeline version and the model weights.
-fn device_uid(a: &Analysis) -> String {
+pub(crate) fn device_uid(a: &Analysis) -> String {
     let r = &a.report;
     uid::hash_uid(&[
         b"ct-triage/device",
@@ -329,14 +341,14 @@ fn evidence(a: &Analysis, seg: Option<&SegmentationRef>) -> Obj {
     study
 }
 
-fn series_ref(uid: &str, sops: Vec<Obj>) -> Obj {
+pub(crate) fn series_ref(uid: &str, sops: Vec<Obj>) -> Obj {
     let mut o = Obj::new_empty();
     put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, uid);
     put_seq(&mut o, tags::REFERENCED_SOP_SEQUENCE, sops);
     o
 }
 
-fn sop_ref(class: &str, inst: &str) -> Obj {
+pub(crate) fn sop_ref(class: &str, inst: &str) -> Obj {
     let mut o = Obj::new_empty();
     put_str(&mut o, tags::REFERENCED_SOP_CLASS_UID, VR::UI, class);
     put_str(&mut o, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, inst);
@@ -409,13 +421,12 @@ fn measurement_group(
         ),
         code(CONTAINS, &codes::FINDING, &codes::finding_kind(f.kind)),
     ];
+    // Finding site: the lobe when the approximation gives one, else the lung;
+    // each with its laterality, and Subpleural for juxtapleural findings.
     let laterality = codes::side(f.location.side);
+    let site = codes::lobe(f.location.lobe).unwrap_or(codes::LUNG);
     items.push(with_children(
-        code(
-            HAS_CONCEPT_MOD,
-            &codes::FINDING_SITE,
-            &codes::zone(f.location.zone),
-        ),
+        code(HAS_CONCEPT_MOD, &codes::FINDING_SITE, &site),
         vec![code(HAS_CONCEPT_MOD, &codes::LATERALITY, &laterality)],
     ));
     if f.location.juxtapleural {
@@ -496,10 +507,30 @@ fn measurement_group(
         }
         v
     };
-    let mean = || vec![code(HAS_CONCEPT_MOD, &codes::DERIVATION, &codes::MEAN)];
+    // Per measurement (TID 300): the algorithm that made it (TID 4019).
+    let measured = || algorithm(MEASURE_ALGORITHM, &r.generator.version, &[]);
+    let model = || {
+        let mut v = algorithm(&r.model.name, &r.model.version, &[]);
+        v.push(code(
+            HAS_CONCEPT_MOD,
+            &codes::ALGORITHM_FAMILY,
+            &codes::ARTIFICIAL_INTELLIGENCE,
+        ));
+        v
+    };
+    let mean = || {
+        let mut v = vec![code(HAS_CONCEPT_MOD, &codes::DERIVATION, &codes::MEAN)];
+        v.extend(measured());
+        v
+    };
+    let with_axis = |axis: [[f64; 3]; 2]| {
+        let mut v = measured();
+        v.extend(axis_sources(axis));
+        v
+    };
     items.push(with_children(
         num(CONTAINS, &codes::LONG_AXIS, f.long_axis_mm, &codes::UNIT_MM),
-        axis_sources(f.axes_lps_mm[0]),
+        with_axis(f.axes_lps_mm[0]),
     ));
     items.push(with_children(
         num(
@@ -508,17 +539,15 @@ fn measurement_group(
             f.short_axis_mm,
             &codes::UNIT_MM,
         ),
-        axis_sources(f.axes_lps_mm[1]),
+        with_axis(f.axes_lps_mm[1]),
     ));
     items.push(with_children(
         num(CONTAINS, &codes::DIAMETER, f.diameter_mm, &codes::UNIT_MM),
         mean(),
     ));
-    items.push(num(
-        CONTAINS,
-        &codes::VOLUME,
-        f.volume_mm3,
-        &codes::UNIT_MM3,
+    items.push(with_children(
+        num(CONTAINS, &codes::VOLUME, f.volume_mm3, &codes::UNIT_MM3),
+        measured(),
     ));
     items.push(with_children(
         num(
@@ -530,31 +559,70 @@ fn measurement_group(
         mean(),
     ));
     if let (NoduleType::PartSolid, Some(s)) = (f.nodule_type, f.solid_component_mm) {
-        items.push(num(
-            CONTAINS,
-            &codes::SOLID_COMPONENT_DIAMETER,
-            s,
-            &codes::UNIT_MM,
+        items.push(with_children(
+            num(
+                CONTAINS,
+                &codes::SOLID_COMPONENT_DIAMETER,
+                s,
+                &codes::UNIT_MM,
+            ),
+            measured(),
         ));
     }
-    items.push(num(
-        CONTAINS,
-        &codes::CERTAINTY_OF_FINDING,
-        f.nodule_probability,
-        &codes::UNIT_ONE,
-    ));
     items.push(with_children(
         num(
             CONTAINS,
-            &codes::PROBABILITY_OF_CANCER,
+            &codes::CERTAINTY_OF_FINDING,
+            f.nodule_probability,
+            &codes::UNIT_ONE,
+        ),
+        model(),
+    ));
+    // The AI score under its own concept; the Brock probability under the
+    // standard "Probability of cancer" with the Brock model as method.
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::AI_MALIGNANCY_SCORE,
             f.malignancy_probability,
             &codes::UNIT_ONE,
         ),
-        vec![
-            text(HAS_CONCEPT_MOD, &codes::ALGORITHM_NAME, &r.model.name),
-            text(HAS_CONCEPT_MOD, &codes::ALGORITHM_VERSION, &r.model.version),
-        ],
+        model(),
     ));
+    let yes = |v: bool| if v { "yes" } else { "no" };
+    let p = &r.patient;
+    let mut brock_params = Vec::new();
+    if let Some(b) = &f.brock {
+        brock_params.extend([
+            format!("nodule size = {} {} mm", b.diameter_source, b.diameter_mm),
+            format!(
+                "upper lobe = {} ({})",
+                yes(b.upper_lobe),
+                b.upper_lobe_source
+            ),
+            format!("nodule count = {}", b.nodule_count),
+            format!("spiculation = {}", yes(b.spiculation)),
+        ]);
+    }
+    brock_params.extend([
+        format!("age = {} ({})", p.age_years, p.age_source),
+        format!("female = {} ({})", yes(p.female), p.sex_source),
+        format!(
+            "family history = {} ({})",
+            yes(p.family_history),
+            p.history_source
+        ),
+        format!("emphysema = {}", yes(p.emphysema)),
+    ]);
+    if let Some(alt) = f.brock.as_ref().and_then(|b| b.probability_if_upper_lobe) {
+        brock_params.push(format!("probability if upper lobe = {alt}"));
+    }
+    let mut brock_children = vec![code(
+        HAS_CONCEPT_MOD,
+        &codes::MEASUREMENT_METHOD,
+        &codes::BROCK_MODEL,
+    )];
+    brock_children.extend(algorithm(BROCK_ALGORITHM, BROCK_VERSION, &brock_params));
     items.push(with_children(
         num(
             CONTAINS,
@@ -562,11 +630,7 @@ fn measurement_group(
             f.brock_probability,
             &codes::UNIT_ONE,
         ),
-        vec![code(
-            HAS_CONCEPT_MOD,
-            &codes::MEASUREMENT_METHOD,
-            &codes::BROCK_MODEL,
-        )],
+        brock_children,
     ));
 
     // Qualitative evaluations.
@@ -575,11 +639,53 @@ fn measurement_group(
         &codes::NODULE_TYPE,
         &codes::nodule_type(f.nodule_type),
     ));
-    items.push(code(
-        CONTAINS,
-        &codes::ASSESSMENT_CATEGORY,
-        &codes::lung_rads(Some(f.lung_rads)),
+    if let Some(c) = &f.calcification {
+        items.push(with_children(
+            code(
+                CONTAINS,
+                &codes::CALCIFICATION_PATTERN,
+                &codes::calcification(c.pattern),
+            ),
+            vec![text(HAS_PROPERTIES, &codes::COMMENT, &c.reason)],
+        ));
+    }
+    let mut rads_children = vec![
+        text(
+            HAS_PROPERTIES,
+            &codes::LUNG_RADS_REASON,
+            &f.lung_rads_reason,
+        ),
+        text(
+            HAS_PROPERTIES,
+            &codes::LUNG_RADS_MANAGEMENT,
+            &f.lung_rads_management,
+        ),
+    ];
+    rads_children.extend(algorithm(RADS_ALGORITHM, &r.generator.version, &[]));
+    items.push(with_children(
+        code(
+            CONTAINS,
+            &codes::ASSESSMENT_CATEGORY,
+            &codes::lung_rads(Some(f.lung_rads)),
+        ),
+        rads_children,
     ));
+    items.push(text(
+        CONTAINS,
+        &codes::SOURCE_IMAGE_LOCATION,
+        &image_location(f),
+    ));
+    let reasons = f
+        .triage_reasons
+        .iter()
+        .map(|t| text(HAS_PROPERTIES, &codes::TRIAGE_REASON, t))
+        .collect();
+    if let Some(band) = f.triage_band {
+        items.push(with_children(
+            code(CONTAINS, &codes::PRIORITY, &codes::priority(band)),
+            reasons,
+        ));
+    }
 
     Ok(container(
         CONTAINS,
@@ -589,9 +695,12 @@ fn measurement_group(
     ))
 }
 
-/// TID 1500 row 12: the exam-level Lung-RADS, triage priority and disclaimer.
+/// TID 1500 row 12: the exam-level Lung-RADS (with its reason and management),
+/// the triage priority (score, reasons, rule set), the disclaimer, every
+/// stated limit and every warning.
 fn exam_evaluations(a: &Analysis) -> Obj {
-    let e = &a.report.exam;
+    let r = &a.report;
+    let e = &r.exam;
     let mut props = vec![num(
         HAS_PROPERTIES,
         &codes::TRIAGE_SCORE,
@@ -601,46 +710,113 @@ fn exam_evaluations(a: &Analysis) -> Obj {
     for reason in e.triage_reasons.iter().chain(e.inconclusive_reason.iter()) {
         props.push(text(HAS_PROPERTIES, &codes::TRIAGE_REASON, reason));
     }
-    container(
-        CONTAINS,
-        &codes::QUALITATIVE_EVALUATIONS,
-        None,
-        vec![
+    props.push(text(
+        HAS_PROPERTIES,
+        &codes::TRIAGE_RULE_SET,
+        &e.triage_rule_set,
+    ));
+    let mut rads = vec![text(
+        HAS_PROPERTIES,
+        &codes::LUNG_RADS_REASON,
+        &e.lung_rads_reason,
+    )];
+    if !e.management.is_empty() {
+        rads.push(text(
+            HAS_PROPERTIES,
+            &codes::LUNG_RADS_MANAGEMENT,
+            &e.management,
+        ));
+    }
+    rads.push(text(
+        HAS_PROPERTIES,
+        &codes::COMMENT,
+        crate::lungrads::MANAGEMENT_NOTE,
+    ));
+    let mut items = vec![
+        with_children(
             code(
                 CONTAINS,
                 &codes::ASSESSMENT_CATEGORY,
                 &codes::lung_rads(e.lung_rads),
             ),
-            with_children(
-                code(
-                    CONTAINS,
-                    &codes::PRIORITY,
-                    &codes::priority(e.triage_priority),
-                ),
-                props,
+            rads,
+        ),
+        with_children(
+            code(
+                CONTAINS,
+                &codes::PRIORITY,
+                &codes::priority(e.triage_priority),
             ),
-            text(CONTAINS, &codes::COMMENT, DISCLAIMER),
-        ],
-    )
+            props,
+        ),
+        text(CONTAINS, &codes::COMMENT, DISCLAIMER),
+    ];
+    for l in &r.limits {
+        items.push(text(CONTAINS, &codes::LIMITATION, l));
+    }
+    for w in &r.warnings {
+        let sev = match w.severity {
+            crate::ingest::Severity::Info => "info",
+            crate::ingest::Severity::Warning => "warning",
+        };
+        items.push(text(
+            CONTAINS,
+            &codes::ANALYSIS_WARNING,
+            &format!("[{sev}] {}: {}", w.code, w.message),
+        ));
+    }
+    container(CONTAINS, &codes::QUALITATIVE_EVALUATIONS, None, items)
+}
+
+/// Name of the measurement algorithm (TID 4019 per measurement).
+pub const MEASURE_ALGORITHM: &str = "ct-triage measure";
+/// Name of the Lung-RADS rules (TID 4019 on each category).
+pub const RADS_ALGORITHM: &str = "ct-triage Lung-RADS v2022 rules";
+/// Name of the Brock model (TID 4019 on each Brock probability).
+pub const BROCK_ALGORITHM: &str = "Brock University (PanCan) full model with spiculation";
+/// Version of the Brock model: the publication it comes from.
+pub const BROCK_VERSION: &str = "McWilliams et al., N Engl J Med 2013;369:910-919";
+
+/// TID 4019 items: Algorithm Name, Version and Parameters.
+fn algorithm(name: &str, version: &str, params: &[String]) -> Vec<Obj> {
+    let mut v = vec![
+        text(HAS_CONCEPT_MOD, &codes::ALGORITHM_NAME, name),
+        text(HAS_CONCEPT_MOD, &codes::ALGORITHM_VERSION, version),
+    ];
+    for p in params {
+        v.push(text(HAS_CONCEPT_MOD, &codes::ALGORITHM_PARAMETERS, p));
+    }
+    v
+}
+
+/// "series S, image N" of a finding (what PACS shows), with the 0-based slice index.
+pub fn image_location(f: &Finding) -> String {
+    let series = f
+        .series_number
+        .map_or("series ?".to_string(), |n| format!("series {n}"));
+    let image = f
+        .image_number
+        .map_or("image ?".to_string(), |n| format!("image {n}"));
+    format!("{series}, {image} (slice index {})", f.slice_index)
 }
 
 // ---- content items ----
 
-const CONTAINS: &str = "CONTAINS";
-const HAS_CONCEPT_MOD: &str = "HAS CONCEPT MOD";
-const HAS_OBS_CONTEXT: &str = "HAS OBS CONTEXT";
+pub(crate) const CONTAINS: &str = "CONTAINS";
+pub(crate) const HAS_CONCEPT_MOD: &str = "HAS CONCEPT MOD";
+pub(crate) const HAS_OBS_CONTEXT: &str = "HAS OBS CONTEXT";
 const HAS_ACQ_CONTEXT: &str = "HAS ACQ CONTEXT";
 const HAS_PROPERTIES: &str = "HAS PROPERTIES";
 const INFERRED_FROM: &str = "INFERRED FROM";
 
-fn put_template(o: &mut Obj, tid: &str) {
+pub(crate) fn put_template(o: &mut Obj, tid: &str) {
     let mut t = Obj::new_empty();
     put_str(&mut t, tags::MAPPING_RESOURCE, VR::CS, "DCMR");
     put_str(&mut t, tags::TEMPLATE_IDENTIFIER, VR::CS, tid);
     put_seq(o, tags::CONTENT_TEMPLATE_SEQUENCE, vec![t]);
 }
 
-fn item(rel: &str, value_type: &str, name: Option<&Code>) -> Obj {
+pub(crate) fn item(rel: &str, value_type: &str, name: Option<&Code>) -> Obj {
     let mut o = Obj::new_empty();
     put_str(&mut o, tags::RELATIONSHIP_TYPE, VR::CS, rel);
     put_str(&mut o, tags::VALUE_TYPE, VR::CS, value_type);
@@ -650,14 +826,14 @@ fn item(rel: &str, value_type: &str, name: Option<&Code>) -> Obj {
     o
 }
 
-fn with_children(mut o: Obj, children: Vec<Obj>) -> Obj {
+pub(crate) fn with_children(mut o: Obj, children: Vec<Obj>) -> Obj {
     if !children.is_empty() {
         put_seq(&mut o, tags::CONTENT_SEQUENCE, children);
     }
     o
 }
 
-fn container(rel: &str, name: &Code, template: Option<&str>, children: Vec<Obj>) -> Obj {
+pub(crate) fn container(rel: &str, name: &Code, template: Option<&str>, children: Vec<Obj>) -> Obj {
     let mut o = item(rel, "CONTAINER", Some(name));
     put_str(&mut o, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
     if let Some(t) = template {
@@ -666,19 +842,19 @@ fn container(rel: &str, name: &Code, template: Option<&str>, children: Vec<Obj>)
     with_children(o, children)
 }
 
-fn text(rel: &str, name: &Code, value: &str) -> Obj {
+pub(crate) fn text(rel: &str, name: &Code, value: &str) -> Obj {
     let mut o = item(rel, "TEXT", Some(name));
     put_str(&mut o, tags::TEXT_VALUE, VR::UT, value);
     o
 }
 
-fn code(rel: &str, name: &Code, value: &Code) -> Obj {
+pub(crate) fn code(rel: &str, name: &Code, value: &Code) -> Obj {
     let mut o = item(rel, "CODE", Some(name));
     put_code(&mut o, tags::CONCEPT_CODE_SEQUENCE, value);
     o
 }
 
-fn uidref(rel: &str, name: &Code, value: &str) -> Obj {
+pub(crate) fn uidref(rel: &str, name: &Code, value: &str) -> Obj {
     let mut o = item(rel, "UIDREF", Some(name));
     put_str(&mut o, tags::UID, VR::UI, value);
     o
@@ -698,7 +874,7 @@ fn num(rel: &str, name: &Code, value: f64, unit: &Code) -> Obj {
     o
 }
 
-fn image(
+pub(crate) fn image(
     rel: &str,
     name: Option<&Code>,
     class: &str,
