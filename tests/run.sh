@@ -10,12 +10,14 @@
 #   2. cargo test --workspace --release   (core units, DICOM conformance, lung1
 #      ingest + analysis, SR/SEG/SC + de-identification against dcmtk/highdicom/
 #      Orthanc, native server HTTP/DIMSE/jobs, wasm crate natively)
-#   3. ONNX Runtime parity: burn vs ort on the shipped model (feature `ort`)
-#   4. tests/e2e/server.sh   `ct-triage serve`/`batch` against storescu, Orthanc, curl
-#   5. tests/e2e/interop.sh  `ct-triage analyze` outputs read by dsrdump/highdicom/Orthanc
-#   6. tests/e2e/browser.sh  wasm bundle build, wasm-bindgen-test (core conformance
+#   3. lesion-insertion harness: lesions inserted into the real CT backgrounds,
+#      sensitivity / false findings / size / Lung-RADS floors (tests/insertion)
+#   4. ONNX Runtime parity: burn vs ort on the shipped model (feature `ort`)
+#   5. tests/e2e/server.sh   `ct-triage serve`/`batch` against storescu, Orthanc, curl
+#   6. tests/e2e/interop.sh  `ct-triage analyze` outputs read by dsrdump/highdicom/Orthanc
+#   7. tests/e2e/browser.sh  wasm bundle build, wasm-bindgen-test (core conformance
 #      and API under wasm32), Playwright on headless Chromium, browser/native parity
-#   7. classifier training smoke: training/run.sh --smoke (dataset -> training ->
+#   8. classifier training smoke: training/run.sh --smoke (dataset -> training ->
 #      export -> evaluation on a few LIDC nodules), then the pipeline loads the
 #      exported smoke model and analyses the sample with it
 set -euo pipefail
@@ -46,6 +48,13 @@ cargo test --workspace --release
 done_step
 
 [ -n "$QUICK" ] && { echo "quick run passed in $(( $(date +%s) - T_ALL ))s"; exit 0; }
+
+step "detection on real CT backgrounds (tests/insertion/harness.py --check)"
+# 20 scans of lung1 / lung2 with 78 inserted lesions through the shipped binary;
+# fails below the floors in the harness (tests/insertion/README.md).
+cargo build --release -p ct-triage
+"$CTT_PYTHON" tests/insertion/harness.py --check --work target/insertion --out target/insertion/results.json
+done_step
 
 step "ONNX Runtime parity (burn vs ort, shipped model)"
 # Already built and run above: the workspace build unifies core's `ort` feature

@@ -390,7 +390,8 @@ pub fn measure(
         |p: [f64; 2]| g.voxel_to_patient([x0 as f64 + p[0], y0 as f64 + p[1], (z0 + kmax) as f64]);
     let diameter = ((long + short) / 2.0 * 10.0).round() / 10.0;
     // Type, by the solid component's size as Lung-RADS reads it: the solid voxels
-    // (≥ −300 HU) of the segmentation, opened in-plane by 1.5 mm so that vessels
+    // (≥ −300 HU) of the segmentation, opened in-plane by 1.5 mm (at most a sixth
+    // of the nodule's diameter) so that vessels
     // running through ground glass do not count, measured like the whole nodule
     // on its own slice of largest area. No solid component of 2 mm or more:
     // ground glass; one that is (nearly) the whole nodule — within 2 mm of the
@@ -401,7 +402,8 @@ pub fn measure(
         let solid = Array3::from_shape_fn(mask.dim(), |(k, j, i)| {
             mask[[k, j, i]] && hu_box[[k, j, i]] >= opts.solid_hu
         });
-        let solid = open_inplane(&solid, (1.5 / min_px) as f32);
+        // (the opening shrinks with the nodule: a 3 mm solid nodule has no 3 mm core)
+        let solid = open_inplane(&solid, ((diameter / 6.0).min(1.5) / min_px) as f32);
         let (ks, area) = (0..bz)
             .map(|k| {
                 (

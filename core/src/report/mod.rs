@@ -29,8 +29,12 @@ not validated for clinical use. Every finding must be checked by a radiologist."
 /// The stated limits every report, SR, CLI summary and page shows.
 pub const LIMITS: &[&str] = &[
     "Research software, not a medical device: every finding must be checked by a radiologist.",
-    "The classifier was trained on synthetic renderings of LIDC-IDRI annotations; no real-world \
-     sensitivity or false-positive rate has been measured.",
+    "The classifier was trained on synthetic renderings of LIDC-IDRI annotations and real \
+     negatives from one CT; detection was measured only with synthetic lesions inserted into \
+     two real chest CTs (one never trained on): 96 % of solid nodules >= 6 mm, 96 % of \
+     subsolid nodules >= 10 mm, 95 % of chest-wall masses, 0.6 false findings per scan \
+     (tests/insertion). That is not a clinical validation: real lesions, patients and \
+     scanners will differ.",
     "The AI malignancy score is a model output trained on readers' ratings, not a calibrated \
      probability of cancer (AUC 0.66 below 10 mm on held-out renderings, see the model card); \
      it never sets the worklist priority alone.",
