@@ -18,6 +18,7 @@
 //! | [`server`] | `ct-triage serve`: HTTP API, workers, forwarding |
 //! | [`scp`], [`scu`], [`dimse`] | DICOM C-STORE in and out (dicom-ul) |
 //! | [`config`], [`auth`], [`audit`], [`metrics`] | server configuration, tokens, audit log, Prometheus |
+//! | [`private_fs`] | owner-only files, syncing to disk |
 //!
 //! ```no_run
 //! use ct_triage_native::input::gather;
@@ -43,6 +44,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod private_fs;
 pub mod progress;
 pub mod render;
 pub mod runner;
