@@ -31,6 +31,27 @@ pub mod status {
     pub const OUT_OF_RESOURCES: u16 = 0xA700;
     /// Error: data set does not match SOP class / cannot be stored.
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// Error: data set does not match the SOP class (or its command).
+    pub const DATA_SET_DOES_NOT_MATCH: u16 = 0xA900;
+    /// Refused: SOP class not supported.
+    pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+    /// Warning/failure: duplicate SOP instance (STOW-RS: the same instance twice in one request).
+    pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
+}
+
+/// True when `uid` is a UID as PS3.5 §9.1 defines it: 1–64 characters,
+/// components of digits separated by single dots, no empty component (so
+/// neither `.` nor `..` nor `1..2`), no leading zero in a component of more
+/// than one digit. Received UIDs become file and folder names only when
+/// this holds.
+pub fn is_valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.split('.').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_digit())
+                && (c.len() == 1 || !c.starts_with('0'))
+        })
 }
 
 /// UIDs in DIMSE/DICOM may carry a trailing NUL or space for even length.
@@ -170,4 +191,27 @@ pub fn echo_rsp(message_id: u16) -> Result<Vec<u8>> {
         ),
         DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [status::SUCCESS])),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_follow_ps3_5_section_9() {
+        for ok in [
+            "1.2.840.10008.1.2",
+            "0",
+            "1.0.2",
+            "2.25.123456789012345678901234567890",
+        ] {
+            assert!(is_valid_uid(ok), "{ok}");
+        }
+        let long = format!("1.{}", "2".repeat(63));
+        for bad in [
+            "", ".", "..", "1..2", ".1", "1.", "1.02", "1.2a", "1.2 ", "../1", "1/2", &long,
+        ] {
+            assert!(!is_valid_uid(bad), "{bad:?}");
+        }
+    }
 }
