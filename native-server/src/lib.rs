@@ -18,7 +18,7 @@
 //! | [`server`] | `ct-triage serve`: HTTP API, workers, forwarding |
 //! | [`scp`], [`scu`], [`dimse`] | DICOM C-STORE in and out (dicom-ul) |
 //! | [`config`], [`auth`], [`audit`], [`metrics`] | server configuration, tokens, audit log, Prometheus |
-//! | [`private_fs`] | owner-only files, syncing to disk |
+//! | [`tls`], [`private_fs`] | DICOM TLS and HTTPS (rustls); owner-only files, syncing to disk |
 //!
 //! ```no_run
 //! use ct_triage_native::input::gather;
@@ -51,6 +51,7 @@ pub mod runner;
 pub mod scp;
 pub mod scu;
 pub mod server;
+pub mod tls;
 pub mod worklist;
 
 pub use error::{NativeError, Result};
