@@ -66,7 +66,7 @@ wait_for() {
 
 read -r HTTP DICOM OH_HTTP OH_DICOM <<<"$(python3 "$HELP" free-ports 4)"
 echo "ports: http $HTTP, dicom $DICOM, orthanc http $OH_HTTP, orthanc dicom $OH_DICOM"
-echo "ci:$TOKEN" >"$WORK/tokens"
+echo "ci:admin:$TOKEN" >"$WORK/tokens"
 
 # ---------------------------------------------------------------- Orthanc
 mkdir -p "$WORK/orthanc"

@@ -1,29 +1,38 @@
-//! The HTTP API (axum): routes, bearer-token auth, uploads, job resources, and
-//! the listener loop.
+//! The HTTP API (axum): routes, bearer-token auth and roles, uploads and job
+//! resources. The listener (timeouts, connection cap, TLS) is in
+//! [`super::listen`].
+//!
+//! Error answers never carry server file paths: internal failures are
+//! answered with a reference that the server log has the details of, and
+//! the messages of failed jobs have the input folder stripped.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::RequestExt;
 use axum::Router;
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, MatchedPath, Multipart, Path as UrlPath, Request, State,
-};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
+use super::listen::peer_ip;
 use super::stow::{stow, stow_study};
-use super::{Caller, OPENAPI, Server, placement, start_background};
+use super::{OPENAPI, Server, placement};
+use crate::auth::{Identity, Role};
 use crate::error::{NativeError, Result};
-use crate::input::{is_zip, list_files};
+use crate::input::{extract_zip, is_zip, list_files};
 use crate::jobs::{Job, JobState};
 use crate::metrics::HttpLabel;
 use crate::output;
+use crate::private_fs;
+use crate::related::multipart_error;
 use crate::worklist;
 
 impl IntoResponse for NativeError {
@@ -38,9 +47,17 @@ impl IntoResponse for NativeError {
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // I/O, store and output errors name server paths: log them, answer a reference.
+            let reference = uuid::Uuid::new_v4().simple().to_string();
+            tracing::error!(%reference, "request failed: {self}");
+            format!("internal error (reference {reference} in the server log)")
+        } else {
+            self.to_string()
+        };
         let mut resp = (
             status,
-            Json(json!({"error": self.code(), "message": self.to_string()})),
+            Json(json!({"error": self.code(), "message": message})),
         )
             .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -74,12 +91,6 @@ pub fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-fn peer_ip(req: &Request) -> String {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".into(), |c| c.0.ip().to_string())
-}
-
 async fn auth(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let header = req
         .headers()
@@ -87,19 +98,11 @@ async fn auth(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
         .and_then(|v| v.to_str().ok());
     match s.tokens.check_header(header) {
         Some(id) => {
-            let caller = Caller(format!("token:{id}"));
-            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(id.clone());
             next.run(req).await
         }
         None => {
-            let actor = format!("anonymous@{}", peer_ip(&req));
-            s.audit.log(
-                &actor,
-                "auth_failed",
-                None,
-                "denied",
-                json!({"path": req.uri().path()}),
-            );
+            s.audit.auth_failed(&peer_ip(&req), req.uri().path());
             let mut resp = (
                 StatusCode::UNAUTHORIZED,
                 Json(
@@ -148,20 +151,55 @@ pub(super) fn request_error(status: u16, message: impl Into<String>) -> NativeEr
     }
 }
 
-/// Instances in an input folder: zip members count one each.
-fn count_instances(dir: &Path) -> Result<usize> {
-    let mut n = 0;
-    for f in list_files(&[dir.to_path_buf()])? {
-        n += if is_zip(&f) {
-            std::fs::File::open(&f)
-                .ok()
-                .and_then(|file| zip::ZipArchive::new(file).ok())
-                .map_or(1, |z| z.len())
-        } else {
-            1
-        };
+/// A refusal for a caller whose role does not allow the request.
+fn forbidden(who: &Identity, what: &str) -> NativeError {
+    request_error(
+        403,
+        format!("the role {} may not {what}", who.role.as_str()),
+    )
+}
+
+/// A multipart body as a multer stream (boundary from the `Content-Type`).
+pub(super) fn multipart(req: Request, boundary: String) -> multer::Multipart<'static> {
+    let body: Body = req.into_limited_body();
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    multer::Multipart::new(stream, boundary)
+}
+
+/// Write one multipart field to a new owner-only file, synced. Returns its size.
+pub(super) async fn save_field(field: &mut multer::Field<'static>, path: &Path) -> Result<u64> {
+    let mut out = tokio::fs::File::from_std(private_fs::create_file(path)?);
+    let mut bytes = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        bytes += chunk.len() as u64;
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| NativeError::io(path, e))?;
     }
-    Ok(n)
+    out.sync_all().await.map_err(|e| NativeError::io(path, e))?;
+    Ok(bytes)
+}
+
+/// The boundary of a `multipart/form-data` request.
+fn form_boundary(headers: &HeaderMap) -> Result<String> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let m: mime::Mime = ct
+        .parse()
+        .map_err(|_| request_error(415, "POST /v1/studies expects multipart/form-data"))?;
+    if m.type_() != mime::MULTIPART || m.subtype() != mime::FORM_DATA {
+        return Err(request_error(
+            415,
+            "POST /v1/studies expects multipart/form-data",
+        ));
+    }
+    m.get_param(mime::BOUNDARY)
+        .map(|b| b.as_str().to_string())
+        .ok_or_else(|| request_error(400, "multipart/form-data without boundary"))
 }
 
 pub(super) async fn blocking<T: Send + 'static>(
@@ -172,20 +210,39 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| NativeError::Panic(e.to_string()))?
 }
 
+/// Unpack the zip archives of an upload folder in place (each removed once
+/// unpacked) within the server's zip limits; returns the instances (files)
+/// and the members left out.
+fn unpack_upload(dir: &Path, limits: &crate::input::ZipLimits) -> Result<(usize, Vec<String>)> {
+    let mut used = 0u64;
+    let mut skipped = Vec::new();
+    for f in list_files(&[dir.to_path_buf()])? {
+        if is_zip(&f) {
+            let got = extract_zip(&f, dir, limits, &mut used)?;
+            std::fs::remove_file(&f).map_err(|e| NativeError::io(&f, e))?;
+            skipped.extend(
+                got.skipped
+                    .into_iter()
+                    .map(|s| format!("{}: {}", s.path, s.reason)),
+            );
+        }
+    }
+    let files = list_files(&[dir.to_path_buf()])?.len();
+    private_fs::sync_dir(dir)?;
+    Ok((files, skipped))
+}
+
 async fn post_studies(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    mut mp: Multipart,
+    Extension(caller): Extension<Identity>,
+    req: Request,
 ) -> Result<Response> {
+    let boundary = form_boundary(req.headers())?;
+    let mut mp = multipart(req, boundary);
     let dir = s.new_input_dir()?;
     let mut cleanup = Cleanup(Some(dir.clone()));
     let (mut files, mut bytes) = (0usize, 0u64);
-    loop {
-        let field = mp
-            .next_field()
-            .await
-            .map_err(|e| request_error(e.status().as_u16(), e.body_text()))?;
-        let Some(mut field) = field else { break };
+    while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
         if field.file_name().is_none() {
             // A plain form value, not a file.
             continue;
@@ -197,23 +254,7 @@ async fn post_studies(
                 s.cfg.max_instances
             )));
         }
-        let path = dir.join(format!("part-{files:05}"));
-        let mut out = tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| NativeError::io(&path, e))?;
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| request_error(e.status().as_u16(), e.body_text()))?
-        {
-            bytes += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| NativeError::io(&path, e))?;
-        }
-        out.sync_all()
-            .await
-            .map_err(|e| NativeError::io(&path, e))?;
+        bytes += save_field(&mut field, &dir.join(format!("part-{files:05}"))).await?;
     }
     if files == 0 {
         return Err(request_error(
@@ -221,37 +262,46 @@ async fn post_studies(
             "no file in the upload (multipart/form-data parts)",
         ));
     }
-    let d = dir.clone();
-    let instances = blocking(move || count_instances(&d)).await?;
+    let (d, limits) = (dir.clone(), s.cfg.zip_limits());
+    let (instances, skipped) = blocking(move || unpack_upload(&d, &limits)).await?;
     if instances > s.cfg.max_instances {
         return Err(NativeError::Limit(format!(
             "{instances} instances in one upload (limit {})",
             s.cfg.max_instances
         )));
     }
+    if instances == 0 {
+        return Err(request_error(
+            422,
+            format!("nothing to analyse in the upload: {}", skipped.join("; ")),
+        ));
+    }
+    private_fs::sync_dir(&s.dirs.inputs)?;
     let job = s.submit(
         &dir,
         "http",
-        &caller.0,
+        &caller.actor(),
         None,
-        json!({"files": files, "instances": instances, "bytes": bytes}),
+        json!({"files": files, "instances": instances, "bytes": bytes, "skipped": skipped.len()}),
     )?;
     cleanup.0 = None;
     let url = format!("/v1/jobs/{}", job.id);
-    let mut resp = (
-        StatusCode::ACCEPTED,
-        Json(json!({"job_id": job.id, "state": job.state, "status_url": url})),
-    )
-        .into_response();
+    let mut body = json!({"job_id": job.id, "state": job.state, "status_url": url});
+    if !skipped.is_empty() {
+        body["skipped"] = json!(skipped);
+    }
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&url) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
 }
 
-fn job_or_404(s: &Server, id: &str) -> Result<Job> {
+/// A job the caller may see; others are "not found" (their ids are not confirmed).
+fn visible_job(s: &Server, who: &Identity, id: &str) -> Result<Job> {
     s.store
         .get(id)?
+        .filter(|j| who.may_see(&j.submitted_by))
         .ok_or_else(|| NativeError::NotFound(format!("job {id}")))
 }
 
@@ -278,37 +328,45 @@ fn key_image_urls(s: &Server, job: &Job) -> Vec<String> {
 
 async fn get_job(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Identity>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response> {
-    let job = job_or_404(&s, &id)?;
+    let job = visible_job(&s, &caller, &id)?;
     let mut v = serde_json::to_value(&job).map_err(|e| NativeError::Output(e.to_string()))?;
+    if let Some(e) = &job.error {
+        v["error"] = json!(s.redact(e));
+    }
     if job.state == JobState::Running
         && let Some((stage, fraction)) = s.progress_of(&id)
     {
         v["progress"] = json!({"stage": stage, "fraction": fraction});
     }
-    if job.state == JobState::Done {
+    if job.state == JobState::Done && caller.may_read_results(&job.submitted_by) {
         v["links"] = json!({
             "report": format!("/v1/jobs/{id}/report"),
             "key_images": key_image_urls(&s, &job),
         });
     }
     s.audit
-        .log(&caller.0, "read_job", Some(&id), "ok", Value::Null);
+        .log_as(&caller, "read_job", Some(&id), "ok", Value::Null);
     Ok(Json(v).into_response())
 }
 
-/// The published result folder of a done job, or an error explaining why not.
-fn result_dir(s: &Server, id: &str) -> Result<PathBuf> {
-    let job = job_or_404(s, id)?;
+/// The published result folder of a done job the caller may read, or why not.
+fn result_dir(s: &Server, who: &Identity, id: &str) -> Result<PathBuf> {
+    let job = visible_job(s, who, id)?;
+    if !who.may_read_results(&job.submitted_by) {
+        return Err(forbidden(who, "read reports"));
+    }
     if job.state != JobState::Done {
         return Err(request_error(
             409,
             format!(
                 "job {id} is {}{}",
                 job.state.as_str(),
-                job.error.map(|e| format!(": {e}")).unwrap_or_default()
+                job.error
+                    .map(|e| format!(": {}", s.redact(&e)))
+                    .unwrap_or_default()
             ),
         ));
     }
@@ -317,35 +375,35 @@ fn result_dir(s: &Server, id: &str) -> Result<PathBuf> {
 
 async fn get_report(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Identity>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response> {
-    let path = result_dir(&s, &id)?.join(output::REPORT_FILE);
+    let path = result_dir(&s, &caller, &id)?.join(output::REPORT_FILE);
     let body = tokio::fs::read(&path)
         .await
         .map_err(|e| NativeError::io(&path, e))?;
     s.audit
-        .log(&caller.0, "read_report", Some(&id), "ok", Value::Null);
+        .log_as(&caller, "read_report", Some(&id), "ok", Value::Null);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn get_key_image(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Identity>,
     UrlPath((id, file)): UrlPath<(String, String)>,
 ) -> Result<Response> {
     let n: u32 = file
         .strip_suffix(".png")
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| NativeError::NotFound(format!("key image {file}")))?;
-    let path = result_dir(&s, &id)?
+        .ok_or_else(|| NativeError::NotFound("key image".into()))?;
+    let path = result_dir(&s, &caller, &id)?
         .join("key-images")
         .join(format!("finding-{n}.png"));
     let body = tokio::fs::read(&path)
         .await
         .map_err(|_| NativeError::NotFound(format!("key image {n} of job {id}")))?;
-    s.audit.log(
-        &caller.0,
+    s.audit.log_as(
+        &caller,
         "read_key_image",
         Some(&id),
         "ok",
@@ -356,21 +414,31 @@ async fn get_key_image(
 
 async fn get_worklist(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Identity>,
 ) -> Result<Response> {
-    let jobs = s.store.list(None)?;
+    if caller.role < Role::ReadOwn {
+        return Err(forbidden(&caller, "read the worklist"));
+    }
+    let jobs: Vec<Job> = s
+        .store
+        .list(None)?
+        .into_iter()
+        .filter(|j| caller.may_read_results(&j.submitted_by))
+        .collect();
     let rows: Vec<Value> = worklist::rows(&jobs, None)
         .into_iter()
         .map(|r| {
             let url = (r.state == "done").then(|| format!("/v1/jobs/{}/report", r.job_id));
+            let note = r.note.as_deref().map(|n| s.redact(n));
             let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
             v["report_dir"] = Value::Null;
             v["report_url"] = json!(url);
+            v["note"] = json!(note);
             v
         })
         .collect();
-    s.audit.log(
-        &caller.0,
+    s.audit.log_as(
+        &caller,
         "read_worklist",
         None,
         "ok",
@@ -379,7 +447,13 @@ async fn get_worklist(
     Ok(Json(json!({"worklist": rows})).into_response())
 }
 
-async fn get_metrics(State(s): State<AppState>) -> Result<Response> {
+async fn get_metrics(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Identity>,
+) -> Result<Response> {
+    if caller.role < Role::Admin {
+        return Err(forbidden(&caller, "read the metrics"));
+    }
     let counts = s.store.counts()?;
     Ok((
         [(
@@ -393,57 +467,4 @@ async fn get_metrics(State(s): State<AppState>) -> Result<Response> {
 
 async fn get_openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-/// Run the server until Ctrl-C or SIGTERM. Jobs still running then are
-/// recovered (queued again) at the next start.
-pub fn run(server: Arc<Server>) -> Result<()> {
-    let dicom = start_background(&server)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| NativeError::Config(format!("runtime: {e}")))?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&server.cfg.listen)
-            .await
-            .map_err(|e| NativeError::Config(format!("listen {}: {e}", server.cfg.listen)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| NativeError::Config(e.to_string()))?;
-        tracing::info!(http = %addr, dicom = ?dicom, ae = %server.cfg.ae_title, "ct-triage server ready");
-        let app = router(server.clone());
-        let stopper = server.clone();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stopper.shutdown();
-        })
-        .await
-        .map_err(|e| NativeError::Config(format!("HTTP server: {e}")))
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -23,7 +23,8 @@
 //! | module | |
 //! |---|---|
 //! | `mod.rs` | [`Server`]: configuration, the job store, workers, start-up recovery |
-//! | `http` | the HTTP API (axum): routes, auth, uploads, job resources, the listener |
+//! | `http` | the HTTP API (axum): routes, auth and roles, uploads, job resources |
+//! | `listen` | the HTTP listener: HTTPS, header and body timeouts, connection cap |
 //! | `stow` | STOW-RS |
 //! | `incoming` | instances from the C-STORE SCP, quiet-series detection |
 //! | `forward` | results sent to PACS with C-STORE |
@@ -31,9 +32,11 @@
 mod forward;
 mod http;
 mod incoming;
+mod listen;
 mod stow;
 
-pub use http::{router, run};
+pub use http::router;
+pub use listen::{HttpOptions, run, serve_http};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,17 +48,18 @@ use std::time::{Duration, Instant};
 use ct_triage_core::pipeline::AnalysisOptions;
 use serde_json::{Value, json};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::Tokens;
 use crate::config::ServerConfig;
 use crate::error::{NativeError, Result};
-use crate::jobs::{Job, JobStore, NewJob, Outcome, SqliteJobStore};
+use crate::jobs::{Job, JobState, JobStore, NewJob, Outcome, SqliteJobStore};
 use crate::metrics::{Metrics, SourceLabel, StateLabel};
 use crate::model::SharedClassifier;
 use crate::output::{DeidKey, OutputOptions};
+use crate::private_fs;
 use crate::progress::JobProgress;
 use crate::runner::{Placement, input_paths, recover, run_job};
-use crate::scp::{self, ScpOptions};
+use crate::scp;
 use incoming::{Pending, Sink};
 
 /// The OpenAPI document served at `/openapi.json`.
@@ -127,14 +131,6 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// The caller of an authenticated request (`token:<id>`).
-#[derive(Debug, Clone)]
-pub struct Caller(pub String);
-
-fn mkdir(p: &Path) -> Result<()> {
-    std::fs::create_dir_all(p).map_err(|e| NativeError::io(p, e))
-}
-
 impl Server {
     /// Open the store in the data folder, recover interrupted jobs and pick up
     /// DICOM series that were being received.
@@ -160,10 +156,21 @@ impl Server {
             results: cfg.data_dir.join("results"),
             incoming: cfg.data_dir.join("incoming"),
         };
+        private_fs::create_dir(&cfg.data_dir)?;
+        // Health data: nobody but the server's user may enter the data folder
+        // (also files an older version created with wider modes).
+        private_fs::restrict_dir(&cfg.data_dir)?;
         for d in [&dirs.inputs, &dirs.results, &dirs.incoming] {
-            mkdir(d)?;
+            private_fs::create_dir(d)?;
         }
-        let audit = AuditLog::open(&cfg.audit_path())?;
+        let audit = AuditLog::open_with(
+            &cfg.audit_path(),
+            AuditOptions {
+                max_bytes: cfg.audit_max_mb.saturating_mul(1 << 20),
+                keep: cfg.audit_keep,
+                auth_failures_per_minute: cfg.audit_auth_failures_per_minute,
+            },
+        )?;
         let output = OutputOptions {
             deidentify: cfg
                 .deidentify
@@ -191,8 +198,97 @@ impl Server {
         if adopted + requeued > 0 {
             tracing::info!(adopted, requeued, "recovered interrupted jobs");
         }
+        server.recover_inputs()?;
         server.resume_incoming()?;
         Ok(server)
+    }
+
+    /// At start: every folder in `inputs/` is either the input of a job, or
+    /// a received DICOM series that a crash left between its move out of
+    /// `incoming/` and its job (queued now), or an upload that never got its
+    /// answer (removed). Inputs of finished jobs are removed unless
+    /// `keep_inputs`.
+    fn recover_inputs(&self) -> Result<()> {
+        let jobs = self.store.list(None)?;
+        let mut referenced = std::collections::HashSet::new();
+        for j in &jobs {
+            let finished = matches!(j.state, JobState::Done | JobState::Failed);
+            for p in input_paths(&j.input) {
+                if finished && !self.cfg.keep_inputs {
+                    if p.starts_with(&self.dirs.inputs) && p.exists() {
+                        let _ = std::fs::remove_dir_all(&p);
+                    }
+                } else if let Some(name) = p.file_name() {
+                    referenced.insert(name.to_os_string());
+                }
+            }
+        }
+        let rd = std::fs::read_dir(&self.dirs.inputs)
+            .map_err(|e| NativeError::io(&self.dirs.inputs, e))?;
+        let (mut requeued, mut removed) = (0, 0);
+        for entry in rd.flatten() {
+            if referenced.contains(&entry.file_name()) || !entry.path().is_dir() {
+                continue;
+            }
+            let dir = entry.path();
+            match incoming::SeriesMarker::read(&dir) {
+                Some(m) => {
+                    let instances = incoming::count_instances(&dir);
+                    self.store.enqueue(&NewJob {
+                        dedup_key: None,
+                        source: "dicom".into(),
+                        submitted_by: m.peer.clone(),
+                        input: dir.display().to_string(),
+                        label: format!("dicom from {}", m.peer),
+                        series: Some(m.series.clone()),
+                    })?;
+                    self.audit.log(
+                        &m.peer,
+                        "submit",
+                        None,
+                        "recovered",
+                        json!({"series": m.series, "instances": instances}),
+                    );
+                    requeued += 1;
+                }
+                None => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    removed += 1;
+                }
+            }
+        }
+        if requeued + removed > 0 {
+            tracing::info!(
+                requeued,
+                removed,
+                "recovered received series, removed unfinished uploads"
+            );
+        }
+        Ok(())
+    }
+
+    /// `text` (a job's error, a worklist note) without the server's folders:
+    /// input file names are shown relative to their job's input folder.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut prefixes = vec![self.dirs.inputs.display().to_string()];
+        if let Ok(abs) = std::fs::canonicalize(&self.dirs.inputs) {
+            prefixes.insert(0, abs.display().to_string());
+        }
+        for prefix in prefixes {
+            let prefix = format!("{prefix}/");
+            while let Some(at) = out.find(&prefix) {
+                // Drop `<inputs>/<job folder>/`.
+                let rest = &out[at + prefix.len()..];
+                let skip = rest.find('/').map_or(rest.len(), |i| i + 1);
+                out.replace_range(at..at + prefix.len() + skip, "");
+            }
+        }
+        let data = self.cfg.data_dir.display().to_string();
+        if !data.is_empty() && data != "." {
+            out = out.replace(&data, "<data>");
+        }
+        out
     }
 
     /// Ask the workers, the SCP and the quiet timer to stop.
@@ -211,21 +307,17 @@ impl Server {
         series: Option<String>,
         detail: Value,
     ) -> Result<Job> {
-        let counts = self.store.counts()?;
-        if counts.queued >= self.cfg.max_queued {
-            return Err(NativeError::Busy(format!(
-                "{} jobs queued (limit {})",
-                counts.queued, self.cfg.max_queued
-            )));
-        }
-        let (job, _) = self.store.enqueue(&NewJob {
-            dedup_key: None,
-            source: source.into(),
-            submitted_by: actor.into(),
-            input: input.display().to_string(),
-            label: format!("{source} from {actor}"),
-            series,
-        })?;
+        let (job, _) = self.store.enqueue_limited(
+            &NewJob {
+                dedup_key: None,
+                source: source.into(),
+                submitted_by: actor.into(),
+                input: input.display().to_string(),
+                label: format!("{source} from {actor}"),
+                series,
+            },
+            self.cfg.max_queued,
+        )?;
         self.metrics
             .submitted
             .get_or_create(&SourceLabel {
@@ -249,7 +341,7 @@ impl Server {
     /// A fresh input folder.
     fn new_input_dir(&self) -> Result<PathBuf> {
         let dir = self.dirs.inputs.join(uuid::Uuid::new_v4().to_string());
-        mkdir(&dir)?;
+        private_fs::create_dir(&dir)?;
         Ok(dir)
     }
 
@@ -363,11 +455,7 @@ pub fn start_background(server: &Arc<Server>) -> Result<Option<SocketAddr>> {
     let bound = listener
         .local_addr()
         .map_err(|e| NativeError::Config(e.to_string()))?;
-    let opts = ScpOptions {
-        ae_title: server.cfg.ae_title.clone(),
-        max_associations: server.cfg.max_associations,
-        ..ScpOptions::default()
-    };
+    let opts = server.cfg.scp_options()?;
     let sink = Arc::new(Sink(server.clone()));
     let stop = server.stop.clone();
     std::thread::Builder::new()
