@@ -18,11 +18,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 say() { printf '\033[1;34m[supply-chain]\033[0m %s\n' "$*" >&2; }
 
+# cargo-cyclonedx writes `<crate>/sbom.json` for every workspace crate; keep one.
+clean() { find "$ROOT" -name sbom.json -not -path "$ROOT/target/*" -not -path "*/node_modules/*" -delete; }
+trap clean EXIT
+
 say "cargo deny --offline check licenses bans sources"
 cargo deny --offline check licenses bans sources
 if [ -n "${ADVISORY_DB:-}" ]; then
     DB="$(mktemp -d)"
-    trap 'rm -rf "$DB"' EXIT
+    trap 'rm -rf "$DB"; clean' EXIT
     # cargo-deny looks for the database under <db-path>/advisory-db-<hash of the URL>.
     git clone -q "$ADVISORY_DB" "$DB/advisory-db-3157b0e258782691"
     sed "s|^db-path = .*|db-path = \"$DB\"|" deny.toml >"$DB/deny.toml"
@@ -41,7 +45,7 @@ cdx() { # crate folder, target, output name
         --target "$2" --override-filename sbom >/dev/null
     # bom-refs of workspace crates hold the checkout's path: make them relative.
     sed "s|file://$ROOT/|file:///ct-triage/|g" "$1/sbom.json" >"$OUT/$3.cdx.json"
-    rm "$1/sbom.json"
+    clean
 }
 cdx native-server x86_64-unknown-linux-gnu ct-triage
 cdx wasm wasm32-unknown-unknown ct-triage-wasm
