@@ -32,6 +32,9 @@ use crate::error::{NativeError, Result};
 use crate::private_fs;
 use crate::scp::{ACCEPTED_SOP_CLASSES, InstanceSink, Peer, Received};
 
+/// Deflated Explicit VR Little Endian.
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
 /// Name of the marker file of a received series (hidden: never read as input).
 pub(super) const SERIES_MARKER: &str = ".series.json";
 
@@ -159,6 +162,8 @@ impl Server {
         }
         // Core's length guard first: dicom-object zero-fills declared lengths.
         let limits = Limits::default().max_file_bytes(self.cfg.max_instance_bytes() as u64);
+        let _inflating = (trim_uid(inst.transfer_syntax) == DEFLATED)
+            .then(|| self.deflate_gate.lock().unwrap_or_else(|p| p.into_inner()));
         if let Err(e) = ingest::check_dataset(
             inst.sop_instance,
             inst.dataset,

@@ -120,6 +120,11 @@ pub struct Server {
     running: Mutex<HashMap<String, Arc<JobProgress>>>,
     pending: Mutex<HashMap<String, Pending>>,
     signal: Signal,
+    /// One deflated data set inflated at a time (the length guard inflates
+    /// it in memory, up to `max_instance_mb`).
+    deflate_gate: Mutex<()>,
+    /// STOW-RS parts are read into memory to be checked: two requests at a time.
+    part_checks: tokio::sync::Semaphore,
     stop: Arc<AtomicBool>,
 }
 
@@ -190,6 +195,8 @@ impl Server {
             running: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             signal: Signal::default(),
+            deflate_gate: Mutex::new(()),
+            part_checks: tokio::sync::Semaphore::new(2),
             stop: Arc::new(AtomicBool::new(false)),
         });
         let results = server.dirs.results.clone();

@@ -188,6 +188,12 @@ async fn stow_impl(
     }
     let max_bytes = s.cfg.max_instance_bytes() as u64;
     let want = study.clone();
+    // Parts are read into memory to be checked: bound how many at once.
+    let _permit = s
+        .part_checks
+        .acquire()
+        .await
+        .map_err(|e| NativeError::Busy(e.to_string()))?;
     let checked = blocking(move || {
         Ok(stored
             .into_iter()
