@@ -122,6 +122,12 @@ impl Walker<'_> {
                     Err(format!("unexpected item delimiter at byte {pos}"))
                 };
             }
+            if tag.0 == 0xFFFE {
+                // Items and delimiters belong in sequences. dicom-rs reads such a
+                // tag as an item header wherever it is and goes out of step (a
+                // 56-byte DIMSE command made it zero-fill 2.6 GB; cargo-fuzz).
+                return Err(format!("item tag {tag} outside a sequence at byte {pos}"));
+            }
             let (vr, len, value_at) = self.header(tag, pos)?;
             if len != UNDEFINED
                 && let Some(unit) = vr.and_then(binary_unit)
@@ -426,6 +432,19 @@ mod tests {
         bad.extend([0u8; 16]);
         let e = check(&bad, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();
         assert!(e.contains("(7FE0,0010)") && e.contains("2147483632"), "{e}");
+    }
+
+    #[test]
+    fn refuses_item_tags_outside_a_sequence() {
+        // Found by the server's dimse_pdu fuzz target: a command set starting
+        // with (FFFE,0000) of length 43. The guard skipped its value; dicom-rs
+        // read it as an item header, parsed its value as elements and then
+        // zero-filled a 2.6 GB "length".
+        let mut b = vec![0xFE, 0xFF, 0x00, 0x00, 43, 0, 0, 0];
+        b.extend([0x26, 0x00, 0x00, 0x00, 0x4E, 0x00, 0x00, 0x00]);
+        b.resize(56, 0);
+        let e = check(&b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
+        assert!(e.contains("outside a sequence"), "{e}");
     }
 
     #[test]
