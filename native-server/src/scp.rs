@@ -59,7 +59,7 @@ pub const ACCEPTED_SOP_CLASSES: [&str; 3] = [
 ];
 
 /// Largest DIMSE command set accepted (real ones are a few hundred bytes).
-pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+pub const MAX_COMMAND_BYTES: usize = dimse::MAX_COMMAND_BYTES;
 
 /// Who is sending.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,6 +45,21 @@ fn dicom_and_stow_length_bombs_are_refused_in_bounded_memory() {
         assert_eq!(st, Some(status::CANNOT_UNDERSTAND));
         assert_eq!(ok, Some(status::SUCCESS));
     }
+    // A command set whose one element declares 4 GiB (found by the dimse_pdu
+    // fuzz target: dimse::decode zero-filled it): the association is aborted.
+    let mut a = associate(port);
+    let pc = ct_context(&a);
+    a.send(&Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: vec![0x99, 0x99, 0x00, 0x26, 0xFE, 0xFF, 0xFF, 0xFF],
+        }],
+    })
+    .unwrap();
+    assert!(matches!(a.receive(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    drop(a);
     // STOW-RS: a 425-byte Part 10 part declaring 2 GiB (the attack: 2.2 GB).
     let mut part = vec![0u8; 128];
     part.extend(b"DICM");
