@@ -231,6 +231,35 @@ fn copy_member(
 /// its limits is an error ([`NativeError::Limit`]).
 pub fn read_zip(path: &Path, limits: &ZipLimits, into: &mut Gathered) -> Result<()> {
     let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(f) => read_zip_from(&name, std::io::BufReader::new(f), limits, into),
+        Err(e) => {
+            into.unreadable.push(Skipped {
+                path: name,
+                code: "io".into(),
+                reason: e.to_string(),
+            });
+            Ok(())
+        }
+    }
+}
+
+/// [`read_zip`] of an archive in memory, named `name` in messages.
+pub fn read_zip_bytes(
+    name: &str,
+    bytes: &[u8],
+    limits: &ZipLimits,
+    into: &mut Gathered,
+) -> Result<()> {
+    read_zip_from(name, std::io::Cursor::new(bytes), limits, into)
+}
+
+fn read_zip_from<R: Read + std::io::Seek>(
+    name: &str,
+    reader: R,
+    limits: &ZipLimits,
+    into: &mut Gathered,
+) -> Result<()> {
     let bad = |into: &mut Gathered, path: String, reason: String| {
         into.unreadable.push(Skipped {
             path,
@@ -238,25 +267,14 @@ pub fn read_zip(path: &Path, limits: &ZipLimits, into: &mut Gathered) -> Result<
             reason,
         })
     };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => std::io::BufReader::new(f),
-        Err(e) => {
-            into.unreadable.push(Skipped {
-                path: name,
-                code: "io".into(),
-                reason: e.to_string(),
-            });
-            return Ok(());
-        }
-    };
-    let mut archive = match zip::ZipArchive::new(file) {
+    let mut archive = match zip::ZipArchive::new(reader) {
         Ok(a) => a,
         Err(e) => {
-            bad(into, name.clone(), format!("not a readable zip: {e}"));
+            bad(into, name.to_string(), format!("not a readable zip: {e}"));
             return Ok(());
         }
     };
-    check_declared(&name, &mut archive, limits)?;
+    check_declared(name, &mut archive, limits)?;
     let mut used = 0u64;
     for i in 0..archive.len() {
         let mut member = match archive.by_index(i) {
@@ -275,8 +293,13 @@ pub fn read_zip(path: &Path, limits: &ZipLimits, into: &mut Gathered) -> Result<
         }
         let member_name = format!("{name}!/{inner}");
         let packed = member.compressed_size();
-        let mut bytes =
-            Vec::with_capacity(member.size().min(limits.max_member_bytes).min(1 << 26) as usize);
+        let mut bytes = Vec::with_capacity(
+            member
+                .size()
+                .min(limits.max_member_bytes)
+                .min(limits.max_total_bytes)
+                .min(1 << 20) as usize,
+        );
         match copy_member(
             &member_name,
             &mut member,
