@@ -790,3 +790,46 @@ fn batch_sources_that_sanitise_alike_keep_their_own_results() {
         assert_eq!(mode, 0o600, "report.json is owner-only");
     }
 }
+
+#[test]
+fn over_loopback_failed_logins_do_not_grow_the_audit_log_and_callers_are_scoped() {
+    let s = Server::start("");
+    let audit = s.data().join("audit.jsonl");
+    let before = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
+    // 300 requests with a 60 KB path and no token (each wrote 60 KB before).
+    let path = format!("/v1/jobs/{}", "x".repeat(60_000));
+    for _ in 0..300 {
+        assert_eq!(get_plain(s.http, &path).0, 401);
+    }
+    let grown = std::fs::metadata(&audit).unwrap().len() - before;
+    eprintln!("300 failed logins with 60 KB paths: audit log +{grown} bytes");
+    assert!(grown < 20_000, "the audit log grew by {grown} bytes");
+    // A job of the admin is invisible to another caller; its role does not read metrics.
+    let slice = std::fs::read(&lung1()[0]).unwrap();
+    let mut body =
+        b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.dcm\"\r\n\r\n"
+            .to_vec();
+    body.extend(&slice);
+    body.extend(b"\r\n--XB--\r\n");
+    let auth = format!("Bearer {TOKEN}");
+    let (code, resp) = http(
+        s.http,
+        "POST",
+        "/v1/studies",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "multipart/form-data; boundary=XB"),
+        ],
+        &body,
+    );
+    assert_eq!(code, 202, "{}", String::from_utf8_lossy(&resp));
+    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    let job = format!("/v1/jobs/{}", v["job_id"].as_str().unwrap());
+    let reader = format!("Bearer {READER}");
+    let as_reader = |p: &str| http(s.http, "GET", p, &[("Authorization", &reader)], b"").0;
+    assert_eq!(get(s.http, &job).0, 200);
+    assert_eq!(as_reader(&job), 404);
+    assert_eq!(as_reader(&format!("{job}/report")), 404);
+    assert_eq!(as_reader("/metrics"), 403);
+    assert_eq!(as_reader("/v1/worklist"), 200);
+}

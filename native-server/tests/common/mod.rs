@@ -16,6 +16,9 @@ use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 /// The admin token of every test server.
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
+/// The token of `reader`, a second caller with the role read-own.
+pub const READER: &str = "test-reader-token-0123456789";
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -55,7 +58,11 @@ impl Server {
     pub fn start(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (http, dicom) = (free_port(), free_port());
-        std::fs::write(dir.path().join("tokens"), format!("admin:admin:{TOKEN}\n")).unwrap();
+        std::fs::write(
+            dir.path().join("tokens"),
+            format!("admin:admin:{TOKEN}\nreader:read-own:{READER}\n"),
+        )
+        .unwrap();
         let mut config = format!(
             "listen = \"127.0.0.1:{http}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\n\
              dicom_port = {dicom}\n{extra}\n",
