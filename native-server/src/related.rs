@@ -15,6 +15,7 @@
 //! let mut part = parts.next().await?.unwrap();
 //! assert!(part.refusal.is_none());
 //! assert_eq!(part.chunk().await?.as_deref(), Some(&b"DICM"[..]));
+//! drop(part); // one part at a time
 //! assert!(parts.next().await?.is_none());
 //! # Ok::<(), ct_triage_native::NativeError>(()) }).unwrap();
 //! ```
@@ -130,7 +131,8 @@ impl RelatedParts {
         })
     }
 
-    /// The next part, `None` after the last.
+    /// The next part, `None` after the last. The previous part must have
+    /// been dropped (multer reads one part at a time).
     pub async fn next(&mut self) -> Result<Option<RelatedPart>> {
         let Some(field) = self.mp.next_field().await.map_err(multipart_error)? else {
             return Ok(None);
