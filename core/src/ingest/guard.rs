@@ -249,6 +249,15 @@ impl Walker<'_> {
             }
         }
         if defined_end.is_some() {
+            if pos < end {
+                // dicom-rs reads an item header there anyway, past the end of
+                // the sequence, and goes out of step (cargo-fuzz: a sequence
+                // of length 1 made it zero-fill 2.4 GB).
+                return Err(format!(
+                    "sequence ends {} bytes into an item header at byte {pos}",
+                    end - pos
+                ));
+            }
             Ok(end)
         } else {
             Err("sequence without delimiter (truncated)".into())
@@ -445,6 +454,19 @@ mod tests {
         b.resize(56, 0);
         let e = check(&b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
         assert!(e.contains("outside a sequence"), "{e}");
+    }
+
+    #[test]
+    fn refuses_a_sequence_too_short_for_an_item() {
+        // Found by cargo-fuzz (ingest): SensitiveContentCodeSequence (0008,001D)
+        // of defined length 1, followed by an item header. The guard skipped
+        // the one byte; dicom-rs read the item, then a 2.4 GB "element".
+        let b = [
+            0x08, 0x00, 0x1d, 0x00, 0x01, 0x00, 0x00, 0x00, 0xfe, 0xff, 0x00, 0xe0, 0x2a, 0x01,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x53, 0x00, 0x00, 0x94, 0x00,
+        ];
+        let e = check(&b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
+        assert!(e.contains("into an item header"), "{e}");
     }
 
     #[test]
