@@ -107,10 +107,18 @@ impl Walker<'_> {
         }
         while pos < end {
             if end - pos < 8 {
-                // trailing padding shorter than a header
                 return if until_delimiter {
                     Err(format!("item without delimiter (truncated at byte {pos})"))
+                } else if depth > 0 {
+                    // Inside an item of defined length dicom-rs reads the next
+                    // header across the item's end and goes out of step
+                    // (cargo-fuzz: 1.5 GB for an 865-byte file).
+                    Err(format!(
+                        "item ends {} bytes into an element header at byte {pos}",
+                        end - pos
+                    ))
                 } else {
+                    // trailing padding shorter than a header, at the end of the file
                     Ok(end)
                 };
             }
@@ -467,6 +475,27 @@ mod tests {
         ];
         let e = check(&b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
         assert!(e.contains("into an item header"), "{e}");
+    }
+
+    #[test]
+    fn refuses_an_item_that_ends_inside_an_element_header() {
+        // Found by cargo-fuzz (ingest): an item of 54 bytes holding one element
+        // of 8 + 45 bytes. The guard took the byte left as padding; dicom-rs
+        // read a header across the item's end and zero-filled 1.5 GB.
+        let mut item = vec![0x08, 0x00, 0x00, 0x01, b'S', b'H', 45, 0];
+        item.extend([b'1'; 45]);
+        item.push(0x08);
+        let mut b = vec![0x08, 0x00, 0x15, 0x92, b'S', b'Q', 0, 0];
+        b.extend((8 + item.len() as u32).to_le_bytes());
+        b.extend([0xFE, 0xFF, 0x00, 0xE0]);
+        b.extend((item.len() as u32).to_le_bytes());
+        b.extend(&item);
+        let e = check(&b, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();
+        assert!(e.contains("into an element header"), "{e}");
+        // The same padding byte at the end of a file is tolerated.
+        let mut tail = explicit_le(&[(0x0008, 0x0060, b"CS", b"CT")]);
+        tail.push(0);
+        assert!(check(&tail, None, "1.2.840.10008.1.2.1", 1 << 20).is_ok());
     }
 
     #[test]
