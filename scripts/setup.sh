@@ -40,6 +40,20 @@ if [ -n "$WBV" ] && ! wasm-bindgen --version 2>/dev/null | grep -q " $WBV"; then
         || cargo install -q wasm-bindgen-cli --version "$WBV"
 fi
 
+# Supply chain: licences and sources (cargo-deny) and the SBOM (cargo-cyclonedx).
+DENY_V=0.20.2
+CDX_V=0.5.9
+if ! cargo deny --version 2>/dev/null | grep -q " $DENY_V"; then
+    say "cargo install cargo-deny $DENY_V"
+    cargo install -q --locked cargo-deny --version "$DENY_V" \
+        || cargo install -q cargo-deny --version "$DENY_V"
+fi
+if ! cargo cyclonedx --version 2>/dev/null | grep -q " $CDX_V"; then
+    say "cargo install cargo-cyclonedx $CDX_V"
+    cargo install -q --locked cargo-cyclonedx --version "$CDX_V" \
+        || cargo install -q cargo-cyclonedx --version "$CDX_V"
+fi
+
 # 3. Python venv for the reference tools the tests compare against
 #    (pydicom, highdicom, SimpleITK, scipy, onnxruntime's libonnxruntime.so).
 VENV="$ROOT/.venv"

@@ -6,7 +6,9 @@
 #   tests/run.sh --quick    # lints + Rust tests only (no wasm, browser, server peers)
 #
 # Suites, in order:
-#   1. cargo fmt --check, cargo clippy -D warnings
+#   1. cargo fmt --check, cargo clippy -D warnings; cargo deny (licences, bans,
+#      sources; advisories need the RustSec database offline, see sbom/README.md)
+#      and the CycloneDX SBOM (scripts/supply-chain.sh)
 #   2. cargo test --workspace --release   (core units, DICOM conformance, lung1
 #      ingest + analysis, SR/SEG/SC + de-identification against dcmtk/highdicom/
 #      Orthanc, native server HTTP/DIMSE/jobs, wasm crate natively)
@@ -41,6 +43,10 @@ done_step
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
+done_step
+
+step "supply chain (scripts/supply-chain.sh: cargo deny, CycloneDX SBOM in target/sbom)"
+scripts/supply-chain.sh
 done_step
 
 step "Rust tests (native, release)"

@@ -223,17 +223,20 @@ pub fn jobs_of_source(src: &Source, selected_only: bool, opts: &AnalysisOptions)
     keys.into_iter().map(|k| job(Some(k))).collect()
 }
 
-/// Where a batch job's result goes: `OUT/series/<source>--<series>`, or
+/// Where a batch job's result goes: `OUT/series/<source>--<job id>`, or
 /// `OUT/series/<job id>` when the results are `deidentified` (the source
-/// name and the Series Instance UID would identify them).
+/// name would identify them). The job id makes every result folder unique
+/// by construction: sources whose names sanitise alike (`p 1` and `p_1`)
+/// never share one.
 pub fn placement(out: &Path, job: &Job, deidentified: bool) -> Placement {
     // The dedup key is `<source>\u{1f}<series>` (see `jobs_of_source`).
     let key = job.dedup_key.as_deref().unwrap_or(&job.id);
-    let name = match key.split_once('\u{1f}') {
-        _ if deidentified => slug(&job.id),
-        Some((rel, "")) => slug(rel),
-        Some((rel, series)) => format!("{}--{}", slug(rel), slug(series)),
-        None => slug(key),
+    let source = key.split_once('\u{1f}').map_or(key, |(rel, _)| rel);
+    let name = if deidentified {
+        slug(&job.id)
+    } else {
+        let readable: String = slug(source).chars().take(64).collect();
+        format!("{readable}--{}", slug(&job.id))
     };
     Placement {
         dest: out.join("series").join(name),
@@ -257,7 +260,7 @@ pub fn run(
     opts: &BatchOptions,
 ) -> Result<BatchSummary> {
     let start = Instant::now();
-    std::fs::create_dir_all(out).map_err(|e| NativeError::io(out, e))?;
+    crate::private_fs::create_dir(out)?;
     let store = SqliteJobStore::open(&out.join("jobs.sqlite"))?;
     let mut summary = BatchSummary::default();
     let threads = opts.jobs.max(1);

@@ -31,6 +31,27 @@ pub mod status {
     pub const OUT_OF_RESOURCES: u16 = 0xA700;
     /// Error: data set does not match SOP class / cannot be stored.
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// Error: data set does not match the SOP class (or its command).
+    pub const DATA_SET_DOES_NOT_MATCH: u16 = 0xA900;
+    /// Refused: SOP class not supported.
+    pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+    /// Warning/failure: duplicate SOP instance (STOW-RS: the same instance twice in one request).
+    pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
+}
+
+/// True when `uid` is a UID as PS3.5 §9.1 defines it: 1–64 characters,
+/// components of digits separated by single dots, no empty component (so
+/// neither `.` nor `..` nor `1..2`), no leading zero in a component of more
+/// than one digit. Received UIDs become file and folder names only when
+/// this holds.
+pub fn is_valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.split('.').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_digit())
+                && (c.len() == 1 || !c.starts_with('0'))
+        })
 }
 
 /// UIDs in DIMSE/DICOM may carry a trailing NUL or space for even length.
@@ -53,8 +74,28 @@ pub struct Command {
     pub status: Option<u16>,
 }
 
-/// Decode a command set.
+/// Largest command set decoded (real ones are a few hundred bytes).
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Decode a command set. Core's length guard runs first: dicom-object
+/// zero-fills what an element declares, and a 10-byte command element
+/// declaring 4 GiB came through the SCP unauthenticated (found by the
+/// `dimse_pdu` fuzz target).
 pub fn decode(bytes: &[u8]) -> Result<Command> {
+    if bytes.len() > MAX_COMMAND_BYTES {
+        return Err(NativeError::Network(format!(
+            "a DIMSE command set of {} bytes (limit {MAX_COMMAND_BYTES})",
+            bytes.len()
+        )));
+    }
+    let limits = ct_triage_core::ingest::Limits::default().max_file_bytes(MAX_COMMAND_BYTES as u64);
+    ct_triage_core::ingest::check_dataset(
+        "DIMSE command",
+        bytes,
+        IMPLICIT_VR_LITTLE_ENDIAN.uid(),
+        &limits,
+    )
+    .map_err(|e| NativeError::Network(format!("unreadable DIMSE command: {e}")))?;
     let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
     let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts)
         .map_err(|e| NativeError::Network(format!("unreadable DIMSE command: {e}")))?;
@@ -170,4 +211,42 @@ pub fn echo_rsp(message_id: u16) -> Result<Vec<u8>> {
         ),
         DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [status::SUCCESS])),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_element_declaring_gigabytes_is_refused_before_it_is_read() {
+        // The command PDV of fuzz artifact oom-a228447428d9190df5dbb643bfa2ea2a831f5a2f:
+        // (9999,2600) declaring 0xFFFFFFFE bytes; dicom-object zero-filled 4 GiB.
+        let e = decode(&[0x99, 0x99, 0x00, 0x26, 0xFE, 0xFF, 0xFF, 0xFF]).unwrap_err();
+        assert!(e.to_string().contains("4294967294"), "{e}");
+        // A real command still decodes.
+        let c = decode(&store_rq(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3").unwrap()).unwrap();
+        assert_eq!(
+            (c.field, c.message_id, c.sop_instance.as_str()),
+            (command::C_STORE_RQ, 7, "1.2.3")
+        );
+        assert!(decode(&vec![0u8; MAX_COMMAND_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn uids_follow_ps3_5_section_9() {
+        for ok in [
+            "1.2.840.10008.1.2",
+            "0",
+            "1.0.2",
+            "2.25.123456789012345678901234567890",
+        ] {
+            assert!(is_valid_uid(ok), "{ok}");
+        }
+        let long = format!("1.{}", "2".repeat(63));
+        for bad in [
+            "", ".", "..", "1..2", ".1", "1.", "1.02", "1.2a", "1.2 ", "../1", "1/2", &long,
+        ] {
+            assert!(!is_valid_uid(bad), "{bad:?}");
+        }
+    }
 }

@@ -218,6 +218,11 @@ pub trait JobStore: Send + Sync {
     /// Create a job (or return the existing one with the same dedup key).
     /// Returns the job and whether it was created.
     fn enqueue(&self, job: &NewJob) -> Result<(Job, bool)>;
+    /// Like [`JobStore::enqueue`], but fails with [`NativeError::Busy`] (and
+    /// creates nothing) when `max_queued` jobs are queued already; the count
+    /// and the insert are one transaction, so concurrent callers cannot
+    /// overshoot the limit.
+    fn enqueue_limited(&self, job: &NewJob, max_queued: u64) -> Result<(Job, bool)>;
     /// Record that an input source was scanned, creating its jobs, in one transaction.
     fn record_source(&self, source: &str, jobs: &[NewJob]) -> Result<()>;
     /// Sources already recorded.
@@ -360,9 +365,16 @@ fn insert(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<String>> {
 impl SqliteJobStore {
     /// Open (or create) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| NativeError::io(parent, e))?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::private_fs::create_dir(parent)?;
         }
+        // Owner-only from the start; SQLite gives the -wal and -shm files the
+        // database file's mode.
+        crate::private_fs::private_options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| NativeError::io(path, e))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -387,6 +399,40 @@ impl SqliteJobStore {
                 job_of,
             )
             .optional()?)
+    }
+
+    /// Create a job, within `max_queued` queued jobs when given (one
+    /// IMMEDIATE transaction: the count cannot change before the insert).
+    fn enqueue_in(&self, job: &NewJob, max_queued: Option<u64>) -> Result<(Job, bool)> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(max) = max_queued {
+            let queued: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )?;
+            if queued.max(0) as u64 >= max {
+                return Err(NativeError::Busy(format!(
+                    "{queued} jobs queued (limit {max})"
+                )));
+            }
+        }
+        let created = insert(&tx, job)?;
+        let found = match (&created, &job.dedup_key) {
+            (Some(id), _) => Self::get_in(&tx, id)?,
+            (None, Some(key)) => tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM jobs WHERE dedup_key = ?1"),
+                    [key],
+                    job_of,
+                )
+                .optional()?,
+            (None, None) => None,
+        };
+        tx.commit()?;
+        let job = found.ok_or_else(|| NativeError::NotFound("job just enqueued".into()))?;
+        Ok((job, created.is_some()))
     }
 
     fn end(&self, id: &str, outcome: &Outcome, what_done: &str) -> Result<()> {
@@ -424,23 +470,11 @@ impl SqliteJobStore {
 
 impl JobStore for SqliteJobStore {
     fn enqueue(&self, job: &NewJob) -> Result<(Job, bool)> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let created = insert(&tx, job)?;
-        let found = match (&created, &job.dedup_key) {
-            (Some(id), _) => Self::get_in(&tx, id)?,
-            (None, Some(key)) => tx
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM jobs WHERE dedup_key = ?1"),
-                    [key],
-                    job_of,
-                )
-                .optional()?,
-            (None, None) => None,
-        };
-        tx.commit()?;
-        let job = found.ok_or_else(|| NativeError::NotFound("job just enqueued".into()))?;
-        Ok((job, created.is_some()))
+        self.enqueue_in(job, None)
+    }
+
+    fn enqueue_limited(&self, job: &NewJob, max_queued: u64) -> Result<(Job, bool)> {
+        self.enqueue_in(job, Some(max_queued))
     }
 
     fn record_source(&self, source: &str, jobs: &[NewJob]) -> Result<()> {

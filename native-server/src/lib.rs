@@ -17,7 +17,9 @@
 //! | [`worklist`] | worklist rows, CSV and JSON |
 //! | [`server`] | `ct-triage serve`: HTTP API, workers, forwarding |
 //! | [`scp`], [`scu`], [`dimse`] | DICOM C-STORE in and out (dicom-ul) |
-//! | [`config`], [`auth`], [`audit`], [`metrics`] | server configuration, tokens, audit log, Prometheus |
+//! | [`related`] | STOW-RS request bodies (multipart/related) |
+//! | [`config`], [`auth`], [`audit`], [`metrics`] | server configuration, tokens and roles, audit log, Prometheus |
+//! | [`tls`], [`private_fs`] | HTTPS and DICOM TLS (rustls); owner-only files, syncing to disk |
 //!
 //! ```no_run
 //! use ct_triage_native::input::gather;
@@ -43,12 +45,15 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod private_fs;
 pub mod progress;
+pub mod related;
 pub mod render;
 pub mod runner;
 pub mod scp;
 pub mod scu;
 pub mod server;
+pub mod tls;
 pub mod worklist;
 
 pub use error::{NativeError, Result};

@@ -204,6 +204,15 @@ struct ServeArgs {
     /// Model manifest (default: the built-in model).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// HTTPS certificate chain (PEM); with --tls-key the API is served over TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// HTTPS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// DICOM over TLS (PS3.15 Annex B) with the --tls-cert/--tls-key pair.
+    #[arg(long)]
+    dicom_tls: bool,
 }
 
 fn main() -> ExitCode {
@@ -384,6 +393,15 @@ fn serve(a: ServeArgs) -> ct_triage_native::Result<ExitCode> {
     }
     if let Some(v) = a.model {
         cfg.model = Some(v);
+    }
+    if let Some(v) = a.tls_cert {
+        cfg.tls_cert = Some(v);
+    }
+    if let Some(v) = a.tls_key {
+        cfg.tls_key = Some(v);
+    }
+    if a.dicom_tls {
+        cfg.dicom_tls = true;
     }
     cfg.validate()?;
     let classifier = model::load(&ModelChoice::from_arg(cfg.model.clone()))?;

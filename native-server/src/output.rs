@@ -133,11 +133,9 @@ impl Written {
     }
 }
 
-/// Write `data` to `path` and flush it to disk.
+/// Write `data` to `path` (owner-only) and flush it to disk.
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(|e| NativeError::io(path, e))?;
-    f.write_all(data).map_err(|e| NativeError::io(path, e))?;
-    f.sync_all().map_err(|e| NativeError::io(path, e))
+    crate::private_fs::write_synced(path, data)
 }
 
 /// Only plain relative names (`key-images/finding-1.png`) may come from the
@@ -154,7 +152,7 @@ fn safe_relative(name: &str) -> Option<&Path> {
 /// report, the key images and the DICOM objects, de-identified as `opts`
 /// says. Files are synced to disk.
 pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> Result<Written> {
-    fs::create_dir_all(dir).map_err(|e| NativeError::io(dir, e))?;
+    crate::private_fs::create_dir(dir)?;
     let mut written = Written::default();
 
     // Key images.
@@ -163,7 +161,7 @@ pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> 
             .ok_or_else(|| NativeError::Output(format!("unsafe key image name {:?}", k.file)))?;
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| NativeError::io(parent, e))?;
+            crate::private_fs::create_dir(parent)?;
         }
         write_synced(&path, &k.png)?;
         written.key_images.push(path);
@@ -212,7 +210,7 @@ pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> 
             .ok_or_else(|| NativeError::Output(format!("unsafe DICOM name {:?}", o.file)))?;
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| NativeError::io(parent, e))?;
+            crate::private_fs::create_dir(parent)?;
         }
         write_synced(&path, &o.bytes)?;
     }
@@ -254,14 +252,16 @@ pub fn dicom_objects(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Move a finished folder `tmp` to `dest` atomically (one `rename` on the same
 /// filesystem) and sync the parent folder, so `dest` either does not exist or
-/// is complete — also after `kill -9` or a power cut.
+/// is complete — also after `kill -9` or a power cut. Result folders are
+/// named by job (`batch::placement`, `server::placement`), so an existing
+/// `dest` can only be an earlier, unrecorded attempt of the same job.
 pub fn publish(tmp: &Path, dest: &Path) -> Result<()> {
     let parent = dest
         .parent()
         .ok_or_else(|| NativeError::Output(format!("{} has no parent", dest.display())))?;
-    fs::create_dir_all(parent).map_err(|e| NativeError::io(parent, e))?;
+    crate::private_fs::create_dir(parent)?;
     if dest.exists() {
-        // A stale copy of an earlier, unrecorded attempt: replace it.
+        // A stale copy of an earlier, unrecorded attempt of this job: replace it.
         fs::remove_dir_all(dest).map_err(|e| NativeError::io(dest, e))?;
     }
     fs::rename(tmp, dest).map_err(|e| NativeError::io(dest, e))?;

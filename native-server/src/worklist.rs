@@ -113,6 +113,6 @@ pub fn write(dir: &Path, rows: &[Row]) -> Result<()> {
 
 fn replace(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| NativeError::io(&tmp, e))?;
+    crate::private_fs::write_synced(&tmp, data)?;
     std::fs::rename(&tmp, path).map_err(|e| NativeError::io(path, e))
 }

@@ -1,6 +1,10 @@
 //! The HTTP API in process (no analysis workers): bearer tokens on every
-//! endpoint but /healthz, limits (instances, body size, queue), STOW-RS media
-//! types and responses, job resources, metrics and the OpenAPI document.
+//! endpoint but /healthz, roles (what each caller may read), limits
+//! (instances, body size, queue, audit log growth), STOW-RS media types,
+//! failure reasons and responses, malformed bodies, recovery of the data
+//! folder at start, owner-only files, no server paths in answers, metrics
+//! and the OpenAPI document. The attacks that need a real listener (memory,
+//! timeouts, TLS, kill -9) are in `native-server/tests/hardening.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use ct_triage_core::classify::{
     Classifier, InputSpec, ModelId, ModelManifest, Normalization, OutputSpec,
 };
 use ct_triage_native::config::ServerConfig;
-use ct_triage_native::jobs::JobState;
+use ct_triage_native::jobs::{JobState, Outcome};
 use ct_triage_native::server::{Server, router};
 use ct_triage_tests::lung1_dir;
 use serde_json::Value;
@@ -75,8 +79,16 @@ fn unused() -> Arc<dyn Classifier> {
 }
 
 fn server(dir: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Arc<Server> {
+    server_with_tokens(dir, &format!("# test\nci:admin:{TOKEN}\n"), tweak)
+}
+
+fn server_with_tokens(
+    dir: &Path,
+    token_file: &str,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> Arc<Server> {
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("# test\nci:{TOKEN}\n")).unwrap();
+    std::fs::write(&tokens, token_file).unwrap();
     let mut cfg = ServerConfig {
         token_file: Some(tokens),
         data_dir: dir.join("data"),
@@ -103,6 +115,10 @@ fn get(uri: &str, token: Option<&str>) -> Request<Body> {
 }
 
 fn form(files: &[(&str, Vec<u8>)]) -> Request<Body> {
+    form_as(TOKEN, files)
+}
+
+fn form_as(token: &str, files: &[(&str, Vec<u8>)]) -> Request<Body> {
     let mut body = Vec::new();
     for (name, bytes) in files {
         body.extend_from_slice(
@@ -116,7 +132,7 @@ fn form(files: &[(&str, Vec<u8>)]) -> Request<Body> {
     }
     body.extend_from_slice(b"--XB--\r\n");
     Request::post("/v1/studies")
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XB")
         .body(Body::from(body))
         .unwrap()
@@ -346,6 +362,37 @@ fn config_file_is_read_and_checked() {
         identified_inputs.validate().is_err(),
         "de-identified results with the identified inputs forwarded are refused"
     );
+    // Health data does not cross the network in clear text: a non-loopback
+    // listener needs TLS, or the admin's word that a TLS proxy is in front.
+    let exposed = ServerConfig {
+        token_file: Some("t".into()),
+        listen: "0.0.0.0:8080".into(),
+        ..ServerConfig::default()
+    };
+    let e = exposed.validate().unwrap_err().to_string();
+    assert!(e.contains("behind_tls_proxy"), "{e}");
+    let proxied = ServerConfig {
+        behind_tls_proxy: true,
+        ..exposed.clone()
+    };
+    proxied.validate().unwrap();
+    let dicom_exposed = ServerConfig {
+        dicom_port: Some(11112),
+        ..proxied.clone()
+    };
+    let e = dicom_exposed.validate().unwrap_err().to_string();
+    assert!(e.contains("dicom_tls"), "{e}");
+    ServerConfig {
+        dicom_behind_tls_proxy: true,
+        ..dicom_exposed.clone()
+    }
+    .validate()
+    .unwrap();
+    let tls_without_key = ServerConfig {
+        dicom_tls: true,
+        ..dicom_exposed
+    };
+    assert!(tls_without_key.validate().is_err());
 }
 
 #[test]
@@ -374,4 +421,359 @@ async fn a_form_without_files_is_a_bad_request() {
         .body(Body::from(body))
         .unwrap();
     assert_eq!(call(&s, req).await.0, StatusCode::BAD_REQUEST);
+}
+
+const UP: &str = "token-of-the-uploader-0001";
+const OWN: &str = "token-of-a-reading-station-0002";
+const ALL: &str = "token-of-the-radiologists-0003";
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+#[tokio::test]
+async fn roles_scope_jobs_reports_and_the_worklist() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_tokens(
+        dir.path(),
+        &format!("up:submit:{UP}\nown:read-own:{OWN}\nall:read-all:{ALL}\nci:admin:{TOKEN}\n"),
+        |_| {},
+    );
+    let slice = lung1(1).remove(0);
+    let submit = |token| form_as(token, &[(slice.0.as_str(), slice.1.clone())]);
+    let (st, body, _) = call(&s, submit(UP)).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let a = json_of(&body)["job_id"].as_str().unwrap().to_string();
+    let (_, body, _) = call(&s, submit(OWN)).await;
+    let b = json_of(&body)["job_id"].as_str().unwrap().to_string();
+    let status = |token: &'static str, uri: String| {
+        let s = s.clone();
+        async move { call(&s, get(&uri, Some(token))).await.0 }
+    };
+    // Jobs belong to their submitter: others do not even learn they exist.
+    assert_eq!(status(UP, format!("/v1/jobs/{a}")).await, StatusCode::OK);
+    assert_eq!(
+        status(UP, format!("/v1/jobs/{b}")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(OWN, format!("/v1/jobs/{a}")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status(OWN, format!("/v1/jobs/{b}")).await, StatusCode::OK);
+    assert_eq!(status(ALL, format!("/v1/jobs/{a}")).await, StatusCode::OK);
+    // submit reads states only; read-own reads its own results (409: not done yet).
+    assert_eq!(
+        status(UP, format!("/v1/jobs/{a}/report")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(OWN, format!("/v1/jobs/{b}/report")).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        status(OWN, format!("/v1/jobs/{a}/report")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(UP, "/v1/worklist".into()).await,
+        StatusCode::FORBIDDEN
+    );
+    for t in [UP, OWN, ALL] {
+        assert_eq!(status(t, "/metrics".into()).await, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(status(TOKEN, "/metrics".into()).await, StatusCode::OK);
+    // Both fail; their errors name files in the server's input folders.
+    for _ in 0..2 {
+        let job = s.store.claim("test").unwrap().unwrap();
+        let input = job.input.clone();
+        s.store
+            .finish(
+                &job.id,
+                &Outcome::Failed {
+                    code: "not_dicom".into(),
+                    message: format!("{input}/part-00001: not readable as DICOM"),
+                },
+            )
+            .unwrap();
+    }
+    let rows = |token: &'static str| {
+        let s = s.clone();
+        async move {
+            let (st, body, _) = call(&s, get("/v1/worklist", Some(token))).await;
+            assert_eq!(st, StatusCode::OK);
+            json_of(&body)["worklist"].as_array().unwrap().clone()
+        }
+    };
+    let own_rows = rows(OWN).await;
+    assert_eq!(own_rows.len(), 1);
+    assert_eq!(own_rows[0]["job_id"], b.as_str());
+    assert_eq!(rows(ALL).await.len(), 2);
+    // No server path in what the API answers.
+    let data = dir.path().display().to_string();
+    let (_, body, _) = call(&s, get(&format!("/v1/jobs/{b}"), Some(OWN))).await;
+    let job = json_of(&body);
+    assert_eq!(job["error"], "part-00001: not readable as DICOM");
+    assert!(!String::from_utf8_lossy(&body).contains(&data));
+    assert_eq!(own_rows[0]["note"], "part-00001: not readable as DICOM");
+    // The audit log names each caller and its role.
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.jsonl")).unwrap();
+    assert!(
+        audit.contains(r#""actor":"token:up","role":"submit","action":"read_job""#),
+        "{audit}"
+    );
+    assert!(audit.contains(r#""actor":"token:own","role":"read-own","action":"read_worklist""#));
+    assert!(audit.contains(r#""actor":"token:up","action":"submit""#));
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_cannot_grow_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    // 2000 failed requests with a 60 KB path each used to add 120 MB.
+    let path = format!("/v1/jobs/{}", "x".repeat(60_000));
+    for _ in 0..2000 {
+        assert_eq!(call(&s, get(&path, None)).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let log = dir.path().join("data/audit.jsonl");
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(size < 20_000, "the audit log grew to {size} bytes");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().all(|l| l.len() < 1_000));
+    assert!(text.contains(r#""action":"auth_failed""#));
+}
+
+#[test]
+fn max_queued_holds_under_concurrent_submits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| c.max_queued = 5);
+    let input = dir.path().join("input");
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let (s, input) = (s.clone(), input.clone());
+            std::thread::spawn(move || s.submit(&input, "http", "token:ci", None, Value::Null))
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(ct_triage_native::NativeError::Busy(_))))
+        .count();
+    assert_eq!((ok, busy), (5, 27));
+    assert_eq!(s.store.counts().unwrap().queued, 5);
+}
+
+fn raw(uri: &str, content_type: &str, body: &[u8]) -> Request<Body> {
+    Request::post(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn truncated_and_malformed_bodies_are_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    let cut = b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.dcm\"\r\n\r\nDICM and then nothing";
+    let (st, body, _) = call(
+        &s,
+        raw("/v1/studies", "multipart/form-data; boundary=XB", cut),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (st, _, _) = call(
+        &s,
+        raw(
+            "/v1/studies",
+            "multipart/form-data; boundary=XB",
+            b"--XB\r\nno headers end",
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let stow_cut = b"--SB\r\nContent-Type: application/dicom\r\n\r\nDICM and then nothing";
+    let ct = "multipart/related; type=\"application/dicom\"; boundary=SB";
+    assert_eq!(
+        call(&s, raw("/dicomweb/studies", ct, stow_cut)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&s, raw("/v1/studies", "application/zip", b"PK"))
+            .await
+            .0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("data/inputs"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// A Part 10 file of `class` with a tiny data set.
+fn part10(class: &str, instance: &str) -> Vec<u8> {
+    let meta = dicom_object::FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(instance)
+        .transfer_syntax("1.2.840.10008.1.2.1")
+        .implementation_class_uid("1.2.3.4")
+        .build()
+        .unwrap();
+    let mut out = vec![0u8; 128];
+    out.extend(b"DICM");
+    meta.write(&mut out).unwrap();
+    // (0020,000D) Study Instance UID "1.2.3"
+    out.extend([0x20, 0x00, 0x0D, 0x00, b'U', b'I', 6, 0]);
+    out.extend(b"1.2.3\0");
+    out
+}
+
+#[tokio::test]
+async fn stow_rs_checks_media_types_classes_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    let files = lung1(2);
+    let ct = "multipart/related; type=\"application/dicom\"; boundary=SB";
+    // No type= parameter (PS3.18 requires it).
+    let parts: Vec<Vec<u8>> = vec![files[0].1.clone()];
+    let (st, _, _) = call(&s, stow("multipart/related; boundary=SB", &parts)).await;
+    assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A part that is not application/dicom, an MR object, a duplicate, two good ones.
+    let mut body = Vec::new();
+    let mut part = |content_type: &str, bytes: &[u8]| {
+        body.extend(format!("--SB\r\nContent-Type: {content_type}\r\n\r\n").as_bytes());
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    };
+    part("text/plain", &files[0].1);
+    part(
+        "application/dicom",
+        &part10("1.2.840.10008.5.1.4.1.1.4", "1.2.826.0.77"),
+    );
+    part("application/dicom", &files[0].1);
+    part(
+        "application/dicom; transfer-syntax=1.2.840.10008.1.2.1",
+        &files[1].1,
+    );
+    part("application/dicom", &files[0].1);
+    body.extend(b"--SB--\r\n");
+    let (st, resp, h) = call(&s, raw("/dicomweb/studies", ct, &body)).await;
+    assert_eq!(
+        st,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    let v = json_of(&resp);
+    assert_eq!(v["00081199"]["Value"].as_array().unwrap().len(), 2, "{v}");
+    let reasons: Vec<u64> = v["00081198"]["Value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["00081197"]["Value"][0].as_u64().unwrap())
+        .collect();
+    assert_eq!(reasons, [0xC000, 0x0122, 0x0111]);
+    // Two instances were kept for the job, each once.
+    let job = s
+        .store
+        .get(h["x-job-id"].to_str().unwrap())
+        .unwrap()
+        .unwrap();
+    let kept = std::fs::read_dir(job.input.trim()).unwrap().count();
+    assert_eq!(kept, 2);
+}
+
+#[tokio::test]
+async fn internal_errors_do_not_reveal_server_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    // The input folder is replaced by a file: the upload fails with an I/O error.
+    let inputs = dir.path().join("data/inputs");
+    std::fs::remove_dir_all(&inputs).unwrap();
+    std::fs::write(&inputs, b"not a folder").unwrap();
+    let (st, body, _) = call(&s, form(&[("a.dcm", b"DICM".to_vec())])).await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.contains(&dir.path().display().to_string()), "{text}");
+    assert!(!text.contains("inputs"), "{text}");
+    assert!(text.contains("reference"), "{text}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = server(dir.path(), |_| {});
+    let files = lung1(1);
+    let (st, body, _) = call(&s, form(&[(files[0].0.as_str(), files[0].1.clone())])).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let job = s
+        .store
+        .get(json_of(&body)["job_id"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "an existing data folder is restricted");
+    for f in ["jobs.sqlite", "audit.jsonl"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    let input = Path::new(job.input.trim());
+    assert_eq!(mode(input), 0o700);
+    assert_eq!(mode(&input.join("part-00001")), 0o600);
+    for d in ["inputs", "results", "incoming"] {
+        assert_eq!(mode(&data.join(d)), 0o700, "{d}");
+    }
+}
+
+#[test]
+fn restart_removes_inputs_of_finished_jobs_and_unanswered_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (done_input, queued_input) = {
+        let s = server(dir.path(), |_| {});
+        let mk = |name: &str| {
+            let d = dir.path().join("data/inputs").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("part-00001"), b"x").unwrap();
+            d
+        };
+        let (done_input, queued_input) = (mk("finished-job"), mk("queued-job"));
+        mk("unanswered-upload");
+        let done = s
+            .submit(&done_input, "http", "token:ci", None, Value::Null)
+            .unwrap();
+        s.submit(&queued_input, "http", "token:ci", None, Value::Null)
+            .unwrap();
+        let claimed = s.store.claim("w").unwrap().unwrap();
+        assert_eq!(claimed.id, done.id);
+        s.store
+            .finish(
+                &done.id,
+                &Outcome::Failed {
+                    code: "x".into(),
+                    message: "x".into(),
+                },
+            )
+            .unwrap();
+        (done_input, queued_input)
+    };
+    let _s = server(dir.path(), |_| {});
+    assert!(!done_input.exists(), "the finished job's input was left");
+    assert!(queued_input.exists(), "the queued job's input was removed");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("data/inputs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["queued-job"]);
 }

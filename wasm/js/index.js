@@ -97,12 +97,14 @@ export class CtTriage {
     return new Promise((resolve, reject) => {
       const done = () => signal?.removeEventListener('abort', onAbort);
       const onAbort = () => {
+        // An AbortSignal's contract: the promise rejects at once, whatever the
+        // engine is doing; a result that arrives later is dropped.
+        this._pending.delete(id);
+        reject(abortError());
         if (cancel) {
           Atomics.store(new Int32Array(cancel), 0, 1); // the engine stops at its next check
         } else {
           // No shared memory (page not cross-origin isolated): stop the worker.
-          this._pending.delete(id);
-          reject(abortError());
           this.restart(abortError());
         }
       };

@@ -18,6 +18,10 @@ let held = null; // the FileSet of the last scan, reused by inspect/analyze with
 let crashed = false;
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
+// The native reader's limits (native-server/src/input.rs, ZipLimits): fflate
+// allocates each member at its declared size, so sizes are checked first.
+const MAX_ZIP_MEMBER = 2 * 1024 ** 3;
+const MAX_ZIP_TOTAL = 4 * 1024 ** 3;
 
 function isZip(bytes) {
   return bytes.length >= 4 && ZIP_MAGIC.every((b, i) => bytes[i] === b);
@@ -51,10 +55,23 @@ async function toFileSet(inputs, onProgress) {
     for (const { name, bytes } of batch) {
       if (isZip(bytes)) {
         let members;
+        let over = null;
+        let total = 0;
         try {
-          members = unzipSync(bytes, { filter: (f) => !f.name.endsWith('/') && !hidden(f.name) });
+          members = unzipSync(bytes, {
+            filter: (f) => {
+              if (f.name.endsWith('/') || hidden(f.name)) return false;
+              total += f.originalSize;
+              if (f.originalSize > MAX_ZIP_MEMBER || total > MAX_ZIP_TOTAL) over = over || f;
+              return over === null;
+            },
+          });
         } catch (e) {
           throw Object.assign(new Error(`${name}: not a readable zip: ${e.message}`), { code: 'invalid_argument' });
+        }
+        if (over) {
+          throw Object.assign(new Error(`${name}!/${over.name}: the archive unpacks to more than its limits `
+            + `(${MAX_ZIP_MEMBER} bytes a member, ${MAX_ZIP_TOTAL} in all)`), { code: 'limit_exceeded' });
         }
         for (const [member, data] of Object.entries(members)) set.add(`${name}!/${member}`, data);
       } else {

@@ -107,10 +107,18 @@ impl Walker<'_> {
         }
         while pos < end {
             if end - pos < 8 {
-                // trailing padding shorter than a header
                 return if until_delimiter {
                     Err(format!("item without delimiter (truncated at byte {pos})"))
+                } else if depth > 0 {
+                    // Inside an item of defined length dicom-rs reads the next
+                    // header across the item's end and goes out of step
+                    // (cargo-fuzz: 1.5 GB for an 865-byte file).
+                    Err(format!(
+                        "item ends {} bytes into an element header at byte {pos}",
+                        end - pos
+                    ))
                 } else {
+                    // trailing padding shorter than a header, at the end of the file
                     Ok(end)
                 };
             }
@@ -121,6 +129,12 @@ impl Walker<'_> {
                 } else {
                     Err(format!("unexpected item delimiter at byte {pos}"))
                 };
+            }
+            if tag.0 == 0xFFFE {
+                // Items and delimiters belong in sequences. dicom-rs reads such a
+                // tag as an item header wherever it is and goes out of step (a
+                // 56-byte DIMSE command made it zero-fill 2.6 GB; cargo-fuzz).
+                return Err(format!("item tag {tag} outside a sequence at byte {pos}"));
             }
             let (vr, len, value_at) = self.header(tag, pos)?;
             if len != UNDEFINED
@@ -243,6 +257,15 @@ impl Walker<'_> {
             }
         }
         if defined_end.is_some() {
+            if pos < end {
+                // dicom-rs reads an item header there anyway, past the end of
+                // the sequence, and goes out of step (cargo-fuzz: a sequence
+                // of length 1 made it zero-fill 2.4 GB).
+                return Err(format!(
+                    "sequence ends {} bytes into an item header at byte {pos}",
+                    end - pos
+                ));
+            }
             Ok(end)
         } else {
             Err("sequence without delimiter (truncated)".into())
@@ -426,6 +449,53 @@ mod tests {
         bad.extend([0u8; 16]);
         let e = check(&bad, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();
         assert!(e.contains("(7FE0,0010)") && e.contains("2147483632"), "{e}");
+    }
+
+    #[test]
+    fn refuses_item_tags_outside_a_sequence() {
+        // Found by the server's dimse_pdu fuzz target: a command set starting
+        // with (FFFE,0000) of length 43. The guard skipped its value; dicom-rs
+        // read it as an item header, parsed its value as elements and then
+        // zero-filled a 2.6 GB "length".
+        let mut b = vec![0xFE, 0xFF, 0x00, 0x00, 43, 0, 0, 0];
+        b.extend([0x26, 0x00, 0x00, 0x00, 0x4E, 0x00, 0x00, 0x00]);
+        b.resize(56, 0);
+        let e = check(&b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
+        assert!(e.contains("outside a sequence"), "{e}");
+    }
+
+    #[test]
+    fn refuses_a_sequence_too_short_for_an_item() {
+        // Found by cargo-fuzz (ingest): SensitiveContentCodeSequence (0008,001D)
+        // of defined length 1, followed by an item header. The guard skipped
+        // the one byte; dicom-rs read the item, then a 2.4 GB "element".
+        let b = [
+            0x08, 0x00, 0x1d, 0x00, 0x01, 0x00, 0x00, 0x00, 0xfe, 0xff, 0x00, 0xe0, 0x2a, 0x01,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x53, 0x00, 0x00, 0x94, 0x00,
+        ];
+        let e = check(&b, None, "1.2.840.10008.1.2", 1 << 20).unwrap_err();
+        assert!(e.contains("into an item header"), "{e}");
+    }
+
+    #[test]
+    fn refuses_an_item_that_ends_inside_an_element_header() {
+        // Found by cargo-fuzz (ingest): an item of 54 bytes holding one element
+        // of 8 + 45 bytes. The guard took the byte left as padding; dicom-rs
+        // read a header across the item's end and zero-filled 1.5 GB.
+        let mut item = vec![0x08, 0x00, 0x00, 0x01, b'S', b'H', 45, 0];
+        item.extend([b'1'; 45]);
+        item.push(0x08);
+        let mut b = vec![0x08, 0x00, 0x15, 0x92, b'S', b'Q', 0, 0];
+        b.extend((8 + item.len() as u32).to_le_bytes());
+        b.extend([0xFE, 0xFF, 0x00, 0xE0]);
+        b.extend((item.len() as u32).to_le_bytes());
+        b.extend(&item);
+        let e = check(&b, None, "1.2.840.10008.1.2.1", 1 << 20).unwrap_err();
+        assert!(e.contains("into an element header"), "{e}");
+        // The same padding byte at the end of a file is tolerated.
+        let mut tail = explicit_le(&[(0x0008, 0x0060, b"CS", b"CT")]);
+        tail.push(0);
+        assert!(check(&tail, None, "1.2.840.10008.1.2.1", 1 << 20).is_ok());
     }
 
     #[test]

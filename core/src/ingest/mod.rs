@@ -482,6 +482,44 @@ pub fn load(
     Ok((scan.inventory, series))
 }
 
+/// Check a DICOM Part 10 buffer before any DICOM parser sees it: it must
+/// carry the `DICM` marker (with or without the 128-byte preamble), be no
+/// larger than [`Limits::max_file_bytes`], and every length field of its meta
+/// group and data set must fit in the bytes that are there (a deflated data
+/// set is inflated up to `max_file_bytes` and checked too).
+///
+/// This is the guard ingest runs itself before parsing. Adapters call it for
+/// bytes they parse with dicom-object on their own (the server reads the
+/// header of every received instance): dicom-object reserves and zero-fills
+/// each declared length before reading it, so an unchecked 120-byte data set
+/// declaring a 3.75 GiB element costs 3.75 GiB of memory. Walking the
+/// headers allocates nothing but the inflated copy of a deflated data set.
+///
+/// Errors: [`Error::LimitExceeded`] for an oversized buffer,
+/// [`Error::NotDicom`] (or [`Error::PixelData`] for cut-short pixel data)
+/// naming the element whose length does not fit.
+///
+/// ```
+/// use ct_triage_core::ingest::{Limits, check_part10};
+/// let err = check_part10("junk.dcm", b"not dicom", &Limits::default()).unwrap_err();
+/// assert_eq!(err.code(), "not_dicom");
+/// ```
+pub fn check_part10(name: &str, bytes: &[u8], limits: &Limits) -> Result<()> {
+    parse::check_part10(name, bytes, limits)
+}
+
+/// Like [`check_part10`] for a bare data set (no preamble, no file meta
+/// group) encoded in `transfer_syntax` — what a DICOM peer sends in a
+/// C-STORE. An unknown transfer syntax is refused.
+pub fn check_dataset(
+    name: &str,
+    bytes: &[u8],
+    transfer_syntax: &str,
+    limits: &Limits,
+) -> Result<()> {
+    parse::check_dataset(name, bytes, transfer_syntax, limits)
+}
+
 /// Decode the stored pixel values of one file (every frame), without HU rescale.
 ///
 /// This is the conformance entry point: its output equals what DICOM toolkits

@@ -25,8 +25,23 @@ pub(crate) const TS_IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 /// Explicit VR Little Endian.
 pub(crate) const TS_EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
-/// Parse a buffer into a DICOM object, refusing oversized input first.
-pub(crate) fn open(name: &str, bytes: &[u8], limits: &Limits) -> Result<DefaultDicomObject> {
+/// The error for a buffer the guard or the parser refused.
+fn not_dicom(name: &str, message: String) -> Error {
+    if message.contains("(7FE0,0010)") {
+        // The data set parsed up to the pixel data, which is cut short.
+        Error::pixels(
+            name,
+            format!("truncated or unreadable Pixel Data: {message}"),
+        )
+    } else {
+        Error::NotDicom {
+            file: name.to_string(),
+            message,
+        }
+    }
+}
+
+fn check_size(name: &str, bytes: &[u8], limits: &Limits) -> Result<()> {
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(Error::LimitExceeded {
             file: name.to_string(),
@@ -35,26 +50,56 @@ pub(crate) fn open(name: &str, bytes: &[u8], limits: &Limits) -> Result<DefaultD
             limit: limits.max_file_bytes,
         });
     }
-    let not_dicom = |message: String| {
-        if message.contains("(7FE0,0010)") {
-            // The data set parsed up to the pixel data, which is cut short.
-            Error::pixels(
-                name,
-                format!("truncated or unreadable Pixel Data: {message}"),
-            )
-        } else {
-            Error::NotDicom {
-                file: name.to_string(),
-                message,
-            }
-        }
-    };
-    let has_preamble = bytes.len() >= 132 && &bytes[128..132] == b"DICM";
-    let bare_magic = bytes.len() >= 4 && &bytes[0..4] == b"DICM";
-    if has_preamble || bare_magic {
-        let meta_at = if has_preamble { 132 } else { 4 };
+    Ok(())
+}
+
+/// Where the file meta group of a Part 10 buffer starts: after the preamble
+/// and `DICM` (132), after a bare `DICM` (4), or `None` without the marker.
+fn meta_offset(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        Some(132)
+    } else if bytes.len() >= 4 && &bytes[0..4] == b"DICM" {
+        Some(4)
+    } else {
+        None
+    }
+}
+
+/// The length guard of a Part 10 buffer (see [`super::check_part10`]).
+pub(crate) fn check_part10(name: &str, bytes: &[u8], limits: &Limits) -> Result<()> {
+    check_size(name, bytes, limits)?;
+    let meta_at = meta_offset(bytes).ok_or_else(|| {
+        not_dicom(
+            name,
+            "no DICM marker: not a DICOM Part 10 file (PS3.10 §7.1)".into(),
+        )
+    })?;
+    super::guard::check(bytes, Some(meta_at), "", limits.max_file_bytes)
+        .map_err(|m| not_dicom(name, m))
+}
+
+/// The length guard of a bare data set (see [`super::check_dataset`]).
+pub(crate) fn check_dataset(
+    name: &str,
+    bytes: &[u8],
+    transfer_syntax: &str,
+    limits: &Limits,
+) -> Result<()> {
+    check_size(name, bytes, limits)?;
+    let ts = transfer_syntax.trim_end_matches(['\0', ' ']);
+    if TransferSyntaxRegistry.get(ts).is_none() {
+        return Err(not_dicom(name, format!("transfer syntax {ts:?} unknown")));
+    }
+    super::guard::check(bytes, None, ts, limits.max_file_bytes).map_err(|m| not_dicom(name, m))
+}
+
+/// Parse a buffer into a DICOM object, refusing oversized input first.
+pub(crate) fn open(name: &str, bytes: &[u8], limits: &Limits) -> Result<DefaultDicomObject> {
+    check_size(name, bytes, limits)?;
+    let not_dicom = |message: String| not_dicom(name, message);
+    if let Some(meta_at) = meta_offset(bytes) {
         super::guard::check(bytes, Some(meta_at), "", limits.max_file_bytes).map_err(&not_dicom)?;
-        let preamble = if has_preamble {
+        let preamble = if meta_at == 132 {
             ReadPreamble::Always
         } else {
             ReadPreamble::Never
@@ -250,4 +295,81 @@ pub(crate) fn orientation(v: [f64; 6], file: &str) -> Result<[Vec3; 2]> {
         ));
     }
     Ok([r, c])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::Limits;
+
+    /// A Part 10 buffer: preamble, `DICM`, a meta group (explicit VR LE) and `dataset`.
+    fn part10(dataset: &[u8]) -> Vec<u8> {
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+            .media_storage_sop_instance_uid("1.2.3.4")
+            .transfer_syntax(TS_EXPLICIT_LE)
+            .implementation_class_uid("1.2.3")
+            .build()
+            .unwrap();
+        let mut out = vec![0u8; 128];
+        out.extend_from_slice(b"DICM");
+        meta.write(&mut out).unwrap();
+        out.extend_from_slice(dataset);
+        out
+    }
+
+    /// (0008,0060) CS "CT" in explicit VR little endian.
+    const MODALITY_CT: [u8; 10] = [0x08, 0x00, 0x60, 0x00, b'C', b'S', 2, 0, b'C', b'T'];
+
+    #[test]
+    fn check_part10_accepts_a_consistent_file_and_names_an_absurd_length() {
+        let limits = Limits::default();
+        let ok = part10(&MODALITY_CT);
+        check_part10("ok.dcm", &ok, &limits).unwrap();
+        // The attack on the server's SCP: a tiny data set whose OB element
+        // declares 3.75 GiB (dicom-object would zero-fill all of it).
+        let mut bad = MODALITY_CT.to_vec();
+        bad.extend([0x09, 0x00, 0x10, 0x10, b'O', b'B', 0, 0]);
+        bad.extend(0xF000_0000u32.to_le_bytes());
+        bad.extend([0u8; 16]);
+        let e = check_part10("bomb.dcm", &part10(&bad), &limits).unwrap_err();
+        assert_eq!(e.code(), "not_dicom");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("bomb.dcm") && msg.contains("(0009,1010)"),
+            "{msg}"
+        );
+        assert!(msg.contains("4026531840"), "{msg}");
+    }
+
+    #[test]
+    fn check_dataset_guards_a_bare_data_set_in_its_transfer_syntax() {
+        let limits = Limits::default();
+        check_dataset("ok", &MODALITY_CT, TS_EXPLICIT_LE, &limits).unwrap();
+        // Implicit VR: the same element is read with another layout and overruns.
+        let e = check_dataset("ok", &MODALITY_CT, TS_IMPLICIT_LE, &limits).unwrap_err();
+        assert_eq!(e.code(), "not_dicom");
+        // (7FE0,0010) OW declaring 2 GiB after a 10-byte element.
+        let mut bad = MODALITY_CT.to_vec();
+        bad.extend([0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
+        bad.extend(0x8000_0000u32.to_le_bytes());
+        let e = check_dataset("px", &bad, "1.2.840.10008.1.2.1\0", &limits).unwrap_err();
+        assert_eq!(e.code(), "pixel_data", "{e}");
+        let e = check_dataset("x", &MODALITY_CT, "1.2.3.4", &limits).unwrap_err();
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
+
+    #[test]
+    fn check_part10_refuses_non_part10_and_oversized_buffers() {
+        let e = check_part10("x", b"plain text", &Limits::default()).unwrap_err();
+        assert_eq!(e.code(), "not_dicom");
+        assert!(e.to_string().contains("DICM"), "{e}");
+        let ok = part10(&MODALITY_CT);
+        let small = Limits::default().max_file_bytes(ok.len() as u64 - 1);
+        let e = check_part10("x", &ok, &small).unwrap_err();
+        assert_eq!(e.code(), "limit_exceeded");
+        // The same bytes pass with a limit that fits them exactly.
+        let exact = Limits::default().max_file_bytes(ok.len() as u64);
+        check_part10("x", &ok, &exact).unwrap();
+    }
 }
