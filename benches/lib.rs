@@ -140,6 +140,8 @@ pub fn synthetic_series(slices: usize) -> Vec<(String, Vec<u8>)> {
                 PrimitiveValue::U16(px.into()),
             ));
             obj.meta_mut().media_storage_sop_instance_uid = uid.clone();
+            // the meta group's length changes with the UID's
+            obj.meta_mut().update_information_group_length();
             let mut bytes = Vec::with_capacity(ny * nx * 2 + 4096);
             obj.write_all(&mut bytes).expect("write");
             (format!("synth-{k:04}.dcm"), bytes)

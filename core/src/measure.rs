@@ -149,6 +149,23 @@ pub fn measure(
     hint: LesionHint,
     opts: &MeasureOptions,
 ) -> Option<Measurement> {
+    measure_at(src, iso, lungs, center_lps, radius_mm, hint, opts, 2)
+}
+
+/// [`measure`], with `widen`: how many more times a ground-glass part that
+/// reaches beyond the box sized for the candidate may be measured again in a
+/// box twice as wide.
+#[allow(clippy::too_many_arguments)]
+fn measure_at(
+    src: &Volume,
+    iso: &Volume,
+    lungs: &LungMasks,
+    center_lps: Vec3,
+    radius_mm: f64,
+    hint: LesionHint,
+    opts: &MeasureOptions,
+    widen: u8,
+) -> Option<Measurement> {
     let profile_bound = hint != LesionHint::Solid;
     let g = &src.geometry;
     let (nz, ny, nx) = src.hu.dim();
@@ -229,6 +246,27 @@ pub fn measure(
     }
     let ((si, sj, sk), _) = seed?;
     let b = percentile(&mut background, 0.5).unwrap_or(-850.0);
+    // A box whose "background" is ground glass itself (median above −700 HU;
+    // aerated lung is well below) sits inside a large ground-glass part around
+    // a small solid core that the detector found at the core's scale: measure
+    // in a box twice as wide.
+    if widen > 0
+        && hint != LesionHint::Mass
+        && b > -700.0
+        && r_est < 20.0
+        && let Some(w) = measure_at(
+            src,
+            iso,
+            lungs,
+            center_lps,
+            2.0 * r_est,
+            LesionHint::Subsolid,
+            opts,
+            widen - 1,
+        )
+    {
+        return Some(w);
+    }
     let p = percentile(&mut core, 0.9)?;
     let thr = (b + 0.5 * (p - b)).clamp(-750.0, -350.0);
     if hu_box[[sk, sj, si]] < thr {
@@ -295,8 +333,8 @@ pub fn measure(
     // threshold at the lesion's edge, whatever a vessel does (it fills only a
     // small part of each shell). The growth is then limited to that radius +
     // 1.5 mm and kept when it fills at least a third of that ball.
-    let profile_limited = |thr: f64| -> Option<Array3<bool>> {
-        if !profile_bound {
+    let profile_limited = |thr: f64, any_hint: bool| -> Option<Array3<bool>> {
+        if !profile_bound && !any_hint {
             return None;
         }
         let edge = profile_edge(&hu_box, &inside, &dist_mm, [x0, y0, z0], thr, r_max)?;
@@ -306,24 +344,55 @@ pub fn measure(
         let ball = 4.0 / 3.0 * std::f64::consts::PI * limit.powi(3) / g.voxel_volume_mm3();
         (n >= ball / 3.0).then_some(m)
     };
-    let mut mask = grow(thr, r_max).or_else(|| profile_limited(thr));
+    let mut mask = grow(thr, r_max).or_else(|| profile_limited(thr, false));
     // Ground-glass halo: a part-solid nodule's dense core sets the threshold above
     // its ground-glass part, which would be cut away. When the in-plane ring just
     // outside the first segmentation is well above the lung background and below
     // solid tissue, segment again halfway between the background and that ring:
     // the total extent (ground glass and solid part), as Lung-RADS measures it.
+    // A halo is a subsolid lesion's: its growth is bounded by the radial profile
+    // whatever the detector said. A halo that reaches past the box sized for the
+    // candidate (a large ground-glass part around a small solid core, found at
+    // the core's scale) is measured again in a box sized for the halo.
     if let Some(m) = &mask
-        && let Some(ring) = ring_level(m, &hu_box, &inside, min_px)
+        && let Some(ring) = ring_level(m, &hu_box, &inside, min_px, hint != LesionHint::Mass)
         && ring >= b + opts.halo_min_hu
         && ring < opts.solid_hu
     {
         let thr_total = (b + 0.5 * (ring - b)).clamp(-800.0, -450.0);
-        if thr_total < thr
-            && let Some(t) = grow(thr_total, r_max).or_else(|| profile_limited(thr_total))
-        {
-            let count = |a: &Array3<bool>| a.iter().filter(|&&v| v).count();
-            if count(&t) > count(m) {
-                mask = Some(t);
+        if thr_total < thr {
+            match grow(thr_total, r_max).or_else(|| profile_limited(thr_total, true)) {
+                Some(t) => {
+                    let count = |a: &Array3<bool>| a.iter().filter(|&&v| v).count();
+                    if count(&t) > count(m) {
+                        mask = Some(t);
+                    }
+                }
+                None if widen > 0 && hint != LesionHint::Mass && r_est < 20.0 => {
+                    let wide = measure_at(
+                        src,
+                        iso,
+                        lungs,
+                        center_lps,
+                        2.0 * r_est,
+                        LesionHint::Subsolid,
+                        opts,
+                        widen - 1,
+                    );
+                    let here = m.iter().filter(|&&v| v).count() as f64 * g.voxel_volume_mm3();
+                    // kept only as what it was measured again for: a subsolid
+                    // lesion larger than the first segmentation
+                    if let Some(w) = wide
+                        && w.volume_mm3 > here
+                        && matches!(
+                            w.nodule_type,
+                            NoduleType::PartSolid | NoduleType::GroundGlass
+                        )
+                    {
+                        return Some(w);
+                    }
+                }
+                None => {}
             }
         }
     }
@@ -608,13 +677,28 @@ fn profile_edge(
     None
 }
 
-/// The median HU of the in-plane ring 1–3 mm outside `m` (on the slices `m`
-/// occupies), inside the lung region; `None` when the ring has fewer than 8 voxels.
-fn ring_level(m: &Array3<bool>, hu: &Array3<f64>, inside: &Array3<u8>, px_mm: f64) -> Option<f64> {
+/// The median HU of the in-plane ring 1–3 mm outside `m`, inside the lung
+/// region; `None` when the ring has fewer than 8 voxels. `central`: only on the
+/// slices where `m` has at least half its largest area (a nodule's end slices
+/// are mostly partial volume, whose ring is lung and hides a thin ground-glass
+/// rim); otherwise on every slice `m` occupies (a mass: its end slices meet
+/// the diaphragm or chest wall, whose ring is not ground glass).
+fn ring_level(
+    m: &Array3<bool>,
+    hu: &Array3<f64>,
+    inside: &Array3<u8>,
+    px_mm: f64,
+    central: bool,
+) -> Option<f64> {
     let (r1, r3) = ((1.0 / px_mm) as f32, (3.0 / px_mm) as f32);
+    let areas: Vec<usize> = m
+        .outer_iter()
+        .map(|p| p.iter().filter(|&&v| v).count())
+        .collect();
+    let max_area = areas.iter().copied().max().unwrap_or(0);
     let mut vals = Vec::new();
     for (k, plane) in m.outer_iter().enumerate() {
-        if !plane.iter().any(|&v| v) {
+        if areas[k] == 0 || (central && 2 * areas[k] < max_area) {
             continue;
         }
         let d = crate::imgproc::edt2_sq(plane);

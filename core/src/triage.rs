@@ -2,7 +2,7 @@
 //!
 //! The priority comes from rules a radiologist can check; the AI malignancy
 //! score — an unvalidated model output, trained on synthetic renderings of
-//! LIDC-IDRI readers' ratings, with an AUC of 0.66 below 10 mm (model card) —
+//! LIDC-IDRI readers' ratings, with an AUC of 0.72 below 10 mm (model card) —
 //! never decides it alone. Default rules (all in [`TriageRules`]):
 //!
 //! | band | a finding is in it when |

@@ -264,3 +264,36 @@ fn a_part_solid_nodule_is_measured_with_its_ground_glass_part() {
     let s = m.solid_component_mm.expect("solid component");
     assert!((s - 8.0).abs() <= 2.0, "solid component {s} mm");
 }
+
+#[test]
+fn a_wide_ground_glass_part_around_a_small_core_found_at_the_core_scale_is_measured_whole() {
+    // Total 28 mm, solid core 8 mm, found by the solid channel at the core's
+    // scale (radius 4 mm): the box and growth limit sized for the core hold
+    // less than the ground glass (the harness' part-solid 20–30 mm nodules
+    // came out as 10 mm solid, Lung-RADS 4A or 3 instead of 4B). The halo is
+    // measured again in a box sized for it.
+    let c = [140.0, 80.0, 60.0];
+    let v = phantom(&Extras {
+        part_solid: Some((c, 14.0, 4.0)),
+        ..Extras::default()
+    });
+    let l = lungs::segment(&v, &LungOptions::default(), &NoProgress).expect("lungs");
+    let m = measure::measure(
+        &v,
+        &v,
+        &l,
+        c,
+        4.0,
+        measure::LesionHint::Solid,
+        &MeasureOptions::default(),
+    )
+    .expect("segmented");
+    assert!(
+        (m.diameter_mm - 28.0).abs() <= 2.5,
+        "total {} mm",
+        m.diameter_mm
+    );
+    assert_eq!(m.nodule_type, NoduleType::PartSolid, "{m:?}");
+    let s = m.solid_component_mm.expect("solid component");
+    assert!((s - 8.0).abs() <= 2.0, "solid component {s} mm");
+}

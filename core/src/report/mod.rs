@@ -36,7 +36,7 @@ pub const LIMITS: &[&str] = &[
      (tests/insertion). That is not a clinical validation: real lesions, patients and \
      scanners will differ.",
     "The AI malignancy score is a model output trained on readers' ratings, not a calibrated \
-     probability of cancer (AUC 0.66 below 10 mm on held-out renderings, see the model card); \
+     probability of cancer (AUC 0.72 below 10 mm on held-out renderings, see the model card); \
      it never sets the worklist priority alone.",
     "Baseline exam assumed: Lung-RADS growth, stability and new-nodule rules need prior exams, \
      which ct-triage does not see; compare with prior chest CT.",
