@@ -522,6 +522,7 @@ def summarise(cases):
                 f = c["findings"][m[ti][0]]
                 row.update(
                     found_id=f["id"], found_type=f["type"], found_kind=f["kind"],
+                    found_type_model=(f.get("type_model") or {}).get("top"),
                     found_diameter_mm=finding_size(f),
                     found_solid_mm=f.get("solid_component_mm"),
                     found_lung_rads=f["lung_rads"], distance_mm=round(m[ti][1], 2),
@@ -548,10 +549,14 @@ def group_metrics(rows, cases, n_unmatched):
     def is_sub(r):
         return r["kind"] in ("part_solid", "ground_glass")
 
+    def frac(flags):
+        return (sum(flags) / len(flags) if flags else None, len(flags))
+
     inserted = [r for r in rows if r.get("where") != "annotated"]
     found = [r for r in rows if r["found"]]
     errs = sorted(abs(r["size_error_mm"]) for r in found if r["kind"] != "mass")
     rads = [r for r in found if r["kind"] != "mass"]
+    typed = [r for r in rows if r["found"] and r["kind"] in ("solid", "part_solid", "ground_glass")]
     agree = sum(r["found_lung_rads"] == r["lung_rads"] for r in rads)
     # The category that the measured size and type give (the X modifier for
     # suspicious features aside: the generator draws none, the model may see some)
@@ -573,6 +578,10 @@ def group_metrics(rows, cases, n_unmatched):
         "lung_rads_agreement": agree_base / len(rads) if rads else None,
         "lung_rads_agreement_exact_incl_4x": agree / len(rads) if rads else None,
         "lung_rads_n": len(rads),
+        # nodule type of the nodules found: the report's (measured solid
+        # component, which Lung-RADS uses) and the classifier's type output
+        "type_right_measured": frac([r["found_type"] == r["kind"] for r in typed]),
+        "type_right_model": frac([r["found_type_model"] == r["kind"] for r in typed]),
         "inserted": len(inserted),
     }
     return out
@@ -602,11 +611,14 @@ def markdown(result):
         ("median size error, nodules found (mm)", "median_size_error_mm", False, "≤ 1.5"),
         ("Lung-RADS right (size and type; 4X counted by its base category)", "lung_rads_agreement", True, "≥ 90 %"),
         ("Lung-RADS right, exact incl. 4X", "lung_rads_agreement_exact_incl_4x", True, ""),
+        ("nodule type right: measured (used) / classifier output", None, True, ""),
     ]
     cols = ["all", "lung2", "lung1"]
     out = ["| | all (20 scans) | **lung2, not in training** (10) | lung1, in training (10) | goal |", "|---|---|---|---|---|"]
     for label, k, pct, goal in rows:
-        if k is None:
+        if k is None and label.startswith("nodule type"):
+            vals = [f"{cell(result[c], 'type_right_measured')} / {cell(result[c], 'type_right_model')}" for c in cols]
+        elif k is None:
             vals = [f"{cell(result[c], 'sensitivity_solid_lt6')} / {cell(result[c], 'sensitivity_subsolid_lt10')}" for c in cols]
         else:
             vals = [cell(result[c], k, pct) for c in cols]
