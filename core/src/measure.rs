@@ -250,20 +250,24 @@ fn measure_at(
     // aerated lung is well below) sits inside a large ground-glass part around
     // a small solid core that the detector found at the core's scale: measure
     // in a box twice as wide.
-    if widen > 0
-        && hint != LesionHint::Mass
-        && b > -700.0
-        && r_est < 20.0
-        && let Some(w) = measure_at(
+    let wider = || -> Option<Measurement> {
+        if widen == 0 || hint == LesionHint::Mass || r_est >= 20.0 {
+            return None;
+        }
+        let r = 2.0 * r_est;
+        measure_at(
             src,
             iso,
             lungs,
             center_lps,
-            2.0 * r_est,
+            r,
             LesionHint::Subsolid,
             opts,
             widen - 1,
         )
+    };
+    if b > -700.0
+        && let Some(w) = wider()
     {
         return Some(w);
     }
@@ -368,17 +372,8 @@ fn measure_at(
                         mask = Some(t);
                     }
                 }
-                None if widen > 0 && hint != LesionHint::Mass && r_est < 20.0 => {
-                    let wide = measure_at(
-                        src,
-                        iso,
-                        lungs,
-                        center_lps,
-                        2.0 * r_est,
-                        LesionHint::Subsolid,
-                        opts,
-                        widen - 1,
-                    );
+                None => {
+                    let wide = wider();
                     let here = m.iter().filter(|&&v| v).count() as f64 * g.voxel_volume_mm3();
                     // kept only as what it was measured again for: a subsolid
                     // lesion larger than the first segmentation
@@ -392,7 +387,6 @@ fn measure_at(
                         return Some(w);
                     }
                 }
-                None => {}
             }
         }
     }

@@ -235,34 +235,33 @@ fn every_channel_keeps_its_own_budget_when_vessels_crowd_the_lungs() {
     }
 }
 
-#[test]
-fn a_part_solid_nodule_is_measured_with_its_ground_glass_part() {
-    // Total 20 mm, solid core 8 mm: the old threshold (halfway to the core) cut
-    // the ground glass away and measured ~9 mm.
+/// A part-solid phantom nodule (total and core radius, mm) in the left lung,
+/// measured from a candidate of `cand_r` mm with `hint`: checks the total
+/// diameter within `tol` mm, the type and the solid component within 2 mm.
+fn check_part_solid(total_r: f64, core_r: f64, cand_r: f64, hint: measure::LesionHint, tol: f64) {
     let c = [140.0, 80.0, 60.0];
     let v = phantom(&Extras {
-        part_solid: Some((c, 10.0, 4.0)),
+        part_solid: Some((c, total_r, core_r)),
         ..Extras::default()
     });
     let l = lungs::segment(&v, &LungOptions::default(), &NoProgress).expect("lungs");
-    let m = measure::measure(
-        &v,
-        &v,
-        &l,
-        c,
-        5.0,
-        measure::LesionHint::Subsolid,
-        &MeasureOptions::default(),
-    )
-    .expect("segmented");
+    let m = measure::measure(&v, &v, &l, c, cand_r, hint, &MeasureOptions::default())
+        .expect("segmented");
     assert!(
-        (m.diameter_mm - 20.0).abs() <= 2.0,
+        (m.diameter_mm - 2.0 * total_r).abs() <= tol,
         "total {} mm",
         m.diameter_mm
     );
     assert_eq!(m.nodule_type, NoduleType::PartSolid, "{m:?}");
     let s = m.solid_component_mm.expect("solid component");
-    assert!((s - 8.0).abs() <= 2.0, "solid component {s} mm");
+    assert!((s - 2.0 * core_r).abs() <= 2.0, "solid component {s} mm");
+}
+
+#[test]
+fn a_part_solid_nodule_is_measured_with_its_ground_glass_part() {
+    // Total 20 mm, solid core 8 mm: the old threshold (halfway to the core) cut
+    // the ground glass away and measured ~9 mm.
+    check_part_solid(10.0, 4.0, 5.0, measure::LesionHint::Subsolid, 2.0);
 }
 
 #[test]
@@ -272,28 +271,5 @@ fn a_wide_ground_glass_part_around_a_small_core_found_at_the_core_scale_is_measu
     // less than the ground glass (the harness' part-solid 20–30 mm nodules
     // came out as 10 mm solid, Lung-RADS 4A or 3 instead of 4B). The halo is
     // measured again in a box sized for it.
-    let c = [140.0, 80.0, 60.0];
-    let v = phantom(&Extras {
-        part_solid: Some((c, 14.0, 4.0)),
-        ..Extras::default()
-    });
-    let l = lungs::segment(&v, &LungOptions::default(), &NoProgress).expect("lungs");
-    let m = measure::measure(
-        &v,
-        &v,
-        &l,
-        c,
-        4.0,
-        measure::LesionHint::Solid,
-        &MeasureOptions::default(),
-    )
-    .expect("segmented");
-    assert!(
-        (m.diameter_mm - 28.0).abs() <= 2.5,
-        "total {} mm",
-        m.diameter_mm
-    );
-    assert_eq!(m.nodule_type, NoduleType::PartSolid, "{m:?}");
-    let s = m.solid_component_mm.expect("solid component");
-    assert!((s - 8.0).abs() <= 2.0, "solid component {s} mm");
+    check_part_solid(14.0, 4.0, 4.0, measure::LesionHint::Solid, 2.5);
 }
