@@ -221,7 +221,28 @@ with zipfile.ZipFile(sys.argv[2],'w',zipfile.ZIP_DEFLATED) as z:
   metrics.requests = net.seen.length;
   await context.close();
 
-  // ------------------------------------------------------------ 4: offline with the service worker
+  // ------------------------------------------------------------ 4: files chosen before the engine is ready
+  // The model manifest is held back until the files are set, so the choice
+  // lands while the engine is starting, on any machine; then it is released.
+  {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+    const net3 = await guard(ctx, origin);
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await ctx.route('**/models/*.json', async (route) => { await held; await route.continue(); });
+    const p = await ctx.newPage();
+    await p.goto(server.url);
+    await p.setInputFiles('[data-testid=dicom-input]', seriesFiles(SERIES));
+    const early = await p.textContent('[data-testid=status]');
+    check(early === 'queued', `files chosen while the engine starts are queued, not dropped (${early})`);
+    release();
+    const late = await waitStatus(p, ['done', 'error'], 120000).catch(() => 'timeout');
+    check(late === 'done', `the queued files are analysed once the engine is ready (${late})`);
+    check(net3.offOrigin.length === 0, 'no request left the origin for the queued files either');
+    await ctx.close();
+  }
+
+  // ------------------------------------------------------------ 5: offline with the service worker
   if (!QUICK) {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const net2 = await guard(ctx, origin);

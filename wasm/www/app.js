@@ -19,6 +19,8 @@ const state = {
   t0: 0,
   inventory: null,
   selected: null,
+  /** Files chosen before the engine was ready. */
+  queued: null,
 };
 
 function setStatus(s) {
@@ -45,6 +47,10 @@ async function startEngine() {
     $('engine-text').dataset.i18n = '';
     renderEngineLine();
     setStatus('ready');
+    // Files chosen while the engine was starting are analysed now.
+    const queued = state.queued;
+    state.queued = null;
+    if (queued) intake(queued);
   } catch (e) {
     $('engine').classList.add('failed');
     $('engine-text').textContent = t('engineFailed', { msg: e.message });
@@ -110,7 +116,16 @@ async function droppedFiles(dt) {
 }
 
 async function intake(files) {
-  if (!state.modelId) return;
+  if (!state.modelId) {
+    // The engine is still starting: keep the files (the last choice wins) and
+    // start when it is ready; never drop them silently.
+    state.queued = files;
+    if (document.body.dataset.status !== 'error') {
+      setStatus('queued');
+      $('engine-text').textContent = t('filesQueued', { n: files.length });
+    }
+    return;
+  }
   state.t0 = performance.now();
   reset();
   show('intake', false);
