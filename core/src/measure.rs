@@ -37,6 +37,20 @@ pub struct MeasureOptions {
     /// How far (HU) above the lung background the ring around a dense segmentation
     /// must be for a ground-glass part to be segmented with it. Default 150 HU.
     pub halo_min_hu: f64,
+    /// A ring whose median is at or above this level is ground glass by its
+    /// attenuation (the usual quantitative ground-glass range starts at about
+    /// −750 HU; aerated lung lies below −800 HU). It is segmented with the lesion
+    /// when the ring also surrounds it: its lower quartile
+    /// [`halo_min_rise_hu`](Self::halo_min_rise_hu) above the background.
+    /// Not for a mass: the ring around a mass is on every slice it occupies, whose
+    /// end slices meet the hilum, the diaphragm or the chest wall. Default −750 HU.
+    pub halo_ggo_hu: f64,
+    /// Least rise (HU) of the ring's lower quartile above the lung background for
+    /// a ground-glass ring ([`halo_ggo_hu`](Self::halo_ggo_hu)): a halo encircles
+    /// the core, while a vessel or the pleura beside a solid nodule raises only a
+    /// part of the ring (lower-quartile rise ≤ 25 HU around the solid nodules of
+    /// lung1 and lung2, ≥ 95 HU around their part-solid ones). Default 60 HU.
+    pub halo_min_rise_hu: f64,
 }
 
 impl Default for MeasureOptions {
@@ -47,6 +61,8 @@ impl Default for MeasureOptions {
             opening_mm: 1.5,
             mass_mm: 30.0,
             halo_min_hu: 150.0,
+            halo_ggo_hu: -750.0,
+            halo_min_rise_hu: 60.0,
         }
     }
 }
@@ -359,8 +375,12 @@ fn measure_at(
     // candidate (a large ground-glass part around a small solid core, found at
     // the core's scale) is measured again in a box sized for the halo.
     if let Some(m) = &mask
-        && let Some(ring) = ring_level(m, &hu_box, &inside, min_px, hint != LesionHint::Mass)
-        && ring >= b + opts.halo_min_hu
+        && let Some((ring_q1, ring)) =
+            ring_level(m, &hu_box, &inside, min_px, hint != LesionHint::Mass)
+        && (ring >= b + opts.halo_min_hu
+            || (hint != LesionHint::Mass
+                && ring >= opts.halo_ggo_hu
+                && ring_q1 >= b + opts.halo_min_rise_hu))
         && ring < opts.solid_hu
     {
         let thr_total = (b + 0.5 * (ring - b)).clamp(-800.0, -450.0);
@@ -671,8 +691,8 @@ fn profile_edge(
     None
 }
 
-/// The median HU of the in-plane ring 1–3 mm outside `m`, inside the lung
-/// region; `None` when the ring has fewer than 8 voxels. `central`: only on the
+/// The lower quartile and the median HU of the in-plane ring 1–3 mm outside
+/// `m`, inside the lung region; `None` when the ring has fewer than 8 voxels. `central`: only on the
 /// slices where `m` has at least half its largest area (a nodule's end slices
 /// are mostly partial volume, whose ring is lung and hides a thin ground-glass
 /// rim); otherwise on every slice `m` occupies (a mass: its end slices meet
@@ -683,7 +703,7 @@ fn ring_level(
     inside: &Array3<u8>,
     px_mm: f64,
     central: bool,
-) -> Option<f64> {
+) -> Option<(f64, f64)> {
     let (r1, r3) = ((1.0 / px_mm) as f32, (3.0 / px_mm) as f32);
     let areas: Vec<usize> = m
         .outer_iter()
@@ -705,7 +725,8 @@ fn ring_level(
     if vals.len() < 8 {
         return None;
     }
-    percentile(&mut vals, 0.5)
+    let q1 = percentile(&mut vals, 0.25)?;
+    Some((q1, percentile(&mut vals, 0.5)?))
 }
 
 /// Per-slice opening with a disk of radius `r` pixels.

@@ -42,6 +42,7 @@ use crate::report::{
 };
 use crate::resample;
 use crate::triage::{self, TriageRules};
+use crate::volume::Vec3;
 
 /// What the caller knows about the patient beyond the DICOM header.
 /// Anything left `None` comes from DICOM (age, sex) or a stated default.
@@ -133,6 +134,22 @@ pub struct AcceptRules {
     /// between the two lungs (the mean of their centroids' x): nearer, it is in
     /// the mediastinum (aorta, heart, lymph nodes). Default 25 mm.
     pub mass_min_midline_mm: f64,
+    /// The mass rule: a mass-channel structure whose measured long axis reaches
+    /// this (mm) is reported as a finding even when the classifier's nodule
+    /// probability is below the threshold — when it is also homogeneous solid
+    /// soft tissue ([`rule_mass_max_hu_sd`](Self::rule_mass_max_hu_sd)) and
+    /// passes the mass-channel rules above. A lesion over 3 cm is a mass by
+    /// definition (Fleischner Society glossary, Hansell et al., Radiology 2008),
+    /// whatever an unvalidated score says: for triage a missed mass is worse
+    /// than a false alarm. Default 30 mm.
+    pub rule_mass_min_long_axis_mm: f64,
+    /// Largest interior standard deviation (HU) of a structure the mass rule
+    /// reports (which must also be solid and free of calcified foci: calcium in a
+    /// structure the classifier turned down is the heart, the aorta or bone): one tissue, well below the [`mass_max_hu_sd`](Self::mass_max_hu_sd)
+    /// a classifier-accepted mass may have (vessels, fat and bronchial walls at a
+    /// hilum or the diaphragm's dome give 60–250 HU on lung1 and lung2).
+    /// Default 50 HU.
+    pub rule_mass_max_hu_sd: f64,
 }
 
 impl Default for AcceptRules {
@@ -142,6 +159,8 @@ impl Default for AcceptRules {
             subsolid_min_diameter_mm: 6.0,
             mass_max_hu_sd: 100.0,
             mass_min_midline_mm: 25.0,
+            rule_mass_min_long_axis_mm: 30.0,
+            rule_mass_max_hu_sd: 50.0,
         }
     }
 }
@@ -398,6 +417,13 @@ fn analyze_loaded(
         })
         .collect();
     accepted.sort_by(|&a, &b| scored[b].probs["nodule"].total_cmp(&scored[a].probs["nodule"]));
+    // Mass-channel structures the classifier did not accept are measured too,
+    // after the accepted ones: the mass rule (`AcceptRules`) may report them.
+    let by_rule: Vec<usize> = (0..scored.len())
+        .filter(|&i| scored[i].cand.channel == Channel::Mass && !accepted.contains(&i))
+        .collect();
+    let n_accepted = accepted.len();
+    accepted.extend(&by_rule);
 
     // Measure (parallel, order kept), then drop duplicates of the same lesion.
     let measured: Vec<Option<Measurement>> = accepted
@@ -426,7 +452,32 @@ fn analyze_loaded(
     let mut kept: Vec<(usize, Measurement)> = Vec::new();
     let mut measured_of = BTreeMap::new();
     let midline_x = lungs_midline_x(&lungs);
-    for (&i, m) in accepted.iter().zip(measured) {
+    let mut reported_by_rule = Vec::new();
+    for (n, (&i, m)) in accepted.iter().zip(measured).enumerate() {
+        if n >= n_accepted {
+            // Below the classifier's threshold: reported only by the mass rule.
+            let Some(m) = m else { continue };
+            if let Some(why) = opts.accept.mass_rule_misses(&m) {
+                fate[i].2 = format!("{}; {why}", fate[i].2);
+                continue;
+            }
+            let midline_mm = midline_x.map(|mx| {
+                let v = iso.geometry.patient_to_voxel(m.center_lps_mm);
+                (v[0] - mx).abs() * iso.geometry.spacing[0]
+            });
+            if let Some(why) = rule_rejects(Channel::Mass, &m, midline_mm, &opts.accept) {
+                fate[i].2 = format!("{}; not a mass by the mass rule: {why}", fate[i].2);
+                continue;
+            }
+            match duplicate_of(&kept, &m) {
+                Some(d) => fate[i] = (CandidateDecision::Duplicate, Some(kept[d].0), String::new()),
+                None => {
+                    reported_by_rule.push(i);
+                    kept.push((i, m));
+                }
+            }
+            continue;
+        }
         let Some(m) = m else {
             fate[i] = (
                 CandidateDecision::NotSegmented,
@@ -451,13 +502,7 @@ fn analyze_loaded(
             fate[i] = (CandidateDecision::RejectedByRule, None, why);
             continue;
         }
-        let c = m.center_voxel_xyz.map(|v| v.round().max(0.0) as usize);
-        let dup = kept.iter().position(|(_, k)| {
-            k.mask.contains(c)
-                || m.mask
-                    .contains(k.center_voxel_xyz.map(|v| v.round().max(0.0) as usize))
-        });
-        match dup {
+        match duplicate_of(&kept, &m) {
             Some(d) => fate[i] = (CandidateDecision::Duplicate, Some(kept[d].0), String::new()),
             None => kept.push((i, m)),
         }
@@ -505,10 +550,19 @@ fn analyze_loaded(
         f.id = i as u32 + 1;
         f.tracking_uid = tracking_uid(&series.meta.series_instance_uid, f);
         finding_of.insert(*si, f.id);
+        let why = if reported_by_rule.contains(si) {
+            format!(
+                " (nodule probability {:.2} below the threshold; reported by the mass rule: a homogeneous soft-tissue structure with a {:.0} mm long axis)",
+                scored[*si].probs.get("nodule").copied().unwrap_or(0.0),
+                f.long_axis_mm
+            )
+        } else {
+            String::new()
+        };
         fate[*si] = (
             CandidateDecision::Finding,
             None,
-            format!("finding {}", f.id),
+            format!("finding {}{why}", f.id),
         );
     }
     for (decision, of, reason) in fate.iter_mut() {
@@ -795,6 +849,46 @@ fn lungs_midline_x(l: &lungs::LungMasks) -> Option<f64> {
 
 /// Why a measured candidate of a channel is not a finding, if it is not
 /// ([`AcceptRules`]).
+/// The kept measurement that `m` duplicates: either contains the other's centre.
+fn duplicate_of(kept: &[(usize, Measurement)], m: &Measurement) -> Option<usize> {
+    let voxel = |v: Vec3| v.map(|x| x.round().max(0.0) as usize);
+    kept.iter().position(|(_, k)| {
+        k.mask.contains(voxel(m.center_voxel_xyz)) || m.mask.contains(voxel(k.center_voxel_xyz))
+    })
+}
+
+impl AcceptRules {
+    /// Why a measured mass-channel structure is not a mass by the mass rule
+    /// ([`rule_mass_min_long_axis_mm`](Self::rule_mass_min_long_axis_mm),
+    /// [`rule_mass_max_hu_sd`](Self::rule_mass_max_hu_sd)); `None` when it is.
+    /// The mass-channel rules (interior SD, midline) apply on top.
+    pub fn mass_rule_misses(&self, m: &Measurement) -> Option<String> {
+        if m.long_axis_mm < self.rule_mass_min_long_axis_mm {
+            Some(format!(
+                "not a mass by the mass rule: long axis {:.0} mm < {} mm",
+                m.long_axis_mm, self.rule_mass_min_long_axis_mm
+            ))
+        } else if m.interior_hu_sd > self.rule_mass_max_hu_sd {
+            Some(format!(
+                "not a mass by the mass rule: interior SD {:.0} HU > {} HU (mixed tissue)",
+                m.interior_hu_sd, self.rule_mass_max_hu_sd
+            ))
+        } else if m.nodule_type != crate::report::NoduleType::Solid {
+            Some(format!(
+                "not a mass by the mass rule: {} rather than solid soft tissue",
+                m.nodule_type.as_str()
+            ))
+        } else if m.calcification.foci > 0 {
+            Some(format!(
+                "not a mass by the mass rule: calcified foci ({}) — the heart, the aorta or bone beside the lung rather than plain soft tissue",
+                m.calcification.foci
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 fn rule_rejects(
     ch: Channel,
     m: &Measurement,

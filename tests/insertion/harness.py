@@ -61,10 +61,10 @@ GOALS = {
 FLOORS = {
     "sensitivity_solid_ge6": 0.93,
     "sensitivity_subsolid_ge10": 0.90,
-    "sensitivity_mass_ge30": 0.90,
+    "sensitivity_mass_ge30": 0.95,
     "unmatched_per_scan_max": 1.0,
     "median_size_error_mm_max": 1.5,
-    "lung_rads_agreement_min": 0.80,
+    "lung_rads_agreement_min": 0.87,
 }
 
 

@@ -32,8 +32,8 @@ pub const LIMITS: &[&str] = &[
     "The classifier was trained on synthetic renderings of LIDC-IDRI annotations and real \
      negatives from one CT; detection was measured only with synthetic lesions inserted into \
      two real chest CTs (one never trained on): 96 % of solid nodules >= 6 mm, 96 % of \
-     subsolid nodules >= 10 mm, 95 % of chest-wall masses, 0.6 false findings per scan \
-     (tests/insertion). That is not a clinical validation: real lesions, patients and \
+     subsolid nodules >= 10 mm, 100 % of chest-wall masses, 0.6 false findings per scan \
+     (tests/insertion); a mass on the chest wall is measured by its part inside the lung. That is not a clinical validation: real lesions, patients and \
      scanners will differ.",
     "The AI malignancy score is a model output trained on readers' ratings, not a calibrated \
      probability of cancer (AUC 0.72 below 10 mm on held-out renderings, see the model card); \
