@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from ingest_pydicom import load_hu, loadavg
 
-# The DoG scales of core/src/candidates.rs, in mm (Gaussian sigmas; DoG i uses
+# The DoG scales of crates/analysis/src/candidates.rs, in mm (Gaussian sigmas; DoG i uses
 # sigmas i and i+1). Fine scales run on the 1 mm grid, coarse ones on 2 mm.
 SIGMAS_FINE = [1.0, 1.414, 2.0]
 SIGMAS_COARSE = [2.0, 2.828, 4.0, 5.657, 8.0, 11.314]

@@ -1,17 +1,19 @@
 //! # ct-triage-core
 //!
-//! The inference core of ct-triage: a DICOM CT series in, a lung nodule triage
-//! report out. It compiles natively and for `wasm32-unknown-unknown`, never
-//! touches the filesystem (it takes named byte buffers) and never panics on
-//! input: every failure is an [`Error`] that names what failed.
+//! The facade of ct-triage: a DICOM CT series in, a lung nodule triage report
+//! out. It compiles natively and for `wasm32-unknown-unknown`, never touches
+//! the filesystem (it takes named byte buffers) and never panics on input:
+//! every failure is an [`Error`] that names what failed.
 //!
-//! The analysis is a chain of explicit stages, each a module with typed inputs
-//! and outputs:
+//! The layers are crates of their own; this one chains them in [`pipeline`]
+//! and re-exports them at their long-standing paths:
 //!
-//! | stage | module | in → out |
+//! | layer | crate | modules here |
 //! |---|---|---|
-//! | ingest | [`ingest`] | `&[InputFile]` → [`ingest::LoadedSeries`] (HU [`volume::Volume`]) |
-//! | volume | [`volume`] | geometry, voxel ↔ patient transforms |
+//! | codecs | `ct-triage-codecs` | (JPEG-LS, 12-bit JPEG, used by ingest) |
+//! | DICOM edges | `ct-triage-dicom` | [`ingest`], [`report::dicom`] (SR, SEG, SC, KOS, de-identification), [`error`] |
+//! | analysis | `ct-triage-analysis` | [`volume`], [`resample`], [`lungs`], [`candidates`], [`classify`], [`measure`], [`assess`], [`risk`], [`lungrads`], [`triage`], [`report`] … |
+//! | pipeline | this crate | [`pipeline`]: ingest → volume → lungs → candidates → classify → measure → findings → triage → report |
 //!
 //! ```no_run
 //! use ct_triage_core::ingest::{self, InputFile, IngestOptions};
@@ -26,25 +28,22 @@
 
 #![warn(missing_docs)]
 
-pub mod anatomy;
-pub mod assess;
-pub mod calcification;
-pub mod candidates;
-pub mod classify;
-pub mod error;
-pub mod imgproc;
-pub mod ingest;
-pub mod lungrads;
-pub mod lungs;
-pub mod measure;
-pub mod morphology;
-pub mod pipeline;
-pub mod progress;
-pub mod quality;
-pub mod report;
-pub mod resample;
-pub mod risk;
-pub mod triage;
-pub mod volume;
+pub use ct_triage_analysis::{
+    anatomy, assess, calcification, candidates, classify, imgproc, lungrads, lungs, measure,
+    morphology, progress, quality, resample, risk, series, triage, volume,
+};
+pub use ct_triage_dicom::{deid, error, ingest};
 
+pub mod pipeline;
+
+/// The report: its schema and vocabulary (`ct-triage-analysis`) and its DICOM
+/// writers ([`dicom`], `ct-triage-dicom`).
+pub mod report {
+    pub use ct_triage_analysis::report::*;
+    pub use ct_triage_dicom::export as dicom;
+}
+
+/// The analysis layer's error, which [`Error`] takes over with the same code
+/// (`From`): what the stage modules re-exported here return.
+pub use ct_triage_analysis::Error as AnalysisError;
 pub use error::{Error, ErrorInfo, Result};

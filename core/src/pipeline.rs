@@ -36,6 +36,7 @@ use crate::ingest::{self, IngestOptions, InputFile, LoadedSeries, Severity, Warn
 use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
 use crate::progress::{Progress, Stage};
+pub use crate::report::{Analysis, KeyImage};
 use crate::report::{
     CandidateDecision, CandidateRecord, CandidateSummary, DISCLAIMER, Finding, Generator,
     InputSummary, KeyImageRef, LIMITS, PatientContext, REPORT_SCHEMA, Report, key_images,
@@ -246,33 +247,6 @@ fn unresolved_reasons(
         }
     }
     out
-}
-
-/// A rendered key image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyImage {
-    /// Finding id.
-    pub finding_id: u32,
-    /// File name relative to the output folder (`key-images/finding-N.png`).
-    pub file: String,
-    /// PNG bytes: overview and zoomed inset side by side.
-    pub png: Vec<u8>,
-    /// The panels (overview at the source pixel size, zoomed inset), each
-    /// written as a Secondary Capture with its own pixel spacing.
-    pub panels: key_images::RenderedKeyImage,
-}
-
-/// Everything one analysis produced.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    /// The report.
-    pub report: Report,
-    /// Key images (PNG), one per finding.
-    pub key_images: Vec<KeyImage>,
-    /// Segmentation of each finding on the source grid, in report order.
-    pub masks: Vec<FindingMask>,
-    /// The loaded series (volume, metadata, slice references) for viewers, SR and SEG.
-    pub series: LoadedSeries,
 }
 
 /// Times stages and keeps them in a sorted map.
@@ -609,7 +583,7 @@ fn analyze_loaded(
     let mut key_images_out = Vec::new();
     let mut key_refs = Vec::new();
     if opts.key_images {
-        let rendered: Vec<Result<key_images::RenderedKeyImage>> = findings
+        let rendered: Vec<ct_triage_analysis::Result<key_images::RenderedKeyImage>> = findings
             .par_iter()
             .map(|(f, m, _)| key_images::render_finding(&series.volume, f, m))
             .collect();

@@ -58,6 +58,13 @@ pub enum NativeError {
     Panic(String),
 }
 
+impl From<ct_triage_core::AnalysisError> for NativeError {
+    /// An analysis-layer failure (model loading, a stage) as the core's error.
+    fn from(e: ct_triage_core::AnalysisError) -> Self {
+        NativeError::Core(e.into())
+    }
+}
+
 impl NativeError {
     /// Wrap an I/O error with its path.
     pub fn io(path: &Path, source: std::io::Error) -> Self {

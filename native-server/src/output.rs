@@ -167,7 +167,7 @@ pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> 
         written.key_images.push(path);
     }
 
-    // ---- DICOM objects (issue 6; maintained with core/src/report/dicom) ----
+    // ---- DICOM objects (issue 6; maintained with crates/dicom/src/export) ----
     // report.sr.dcm (TID 1500 SR), findings.seg.dcm (SEG, when there is a
     // finding) and key-images/finding-N.sc.dcm (Secondary Capture), content
     // time = now. They are listed in `written.dicom` by `dicom_objects` below.

@@ -55,7 +55,7 @@ T=$(date +%s)
 if [ "$SKIP_BUILD" = 0 ]; then
   STAMP="$ROOT/wasm/dist/build-info.json"
   if [ ! -f "$STAMP" ] || [ -n "$(find "$ROOT/wasm/src" "$ROOT/wasm/js" "$ROOT/wasm/www" "$ROOT/wasm/libc" "$ROOT/wasm/Cargo.toml" "$ROOT/wasm/build.sh" \
-       "$ROOT/core/src" "$ROOT/core/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/models" -newer "$STAMP" -print -quit 2>/dev/null)" ]; then
+       "$ROOT/core/src" "$ROOT/core/Cargo.toml" "$ROOT/crates" "$ROOT/Cargo.lock" "$ROOT/models" -newer "$STAMP" -print -quit 2>/dev/null)" ]; then
     say "building the bundle (wasm/build.sh)"
     "$ROOT/wasm/build.sh"
   fi

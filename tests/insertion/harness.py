@@ -277,7 +277,7 @@ def truth_size(shape, centre_mm, slice_z, res=0.1):
 
 
 # ----------------------------------------------------------------------------
-# Lung-RADS v2022 (baseline), written here independently of core/src/lungrads.rs
+# Lung-RADS v2022 (baseline), written here independently of crates/analysis/src/lungrads.rs
 # ----------------------------------------------------------------------------
 
 def lung_rads(kind, d, solid=None, juxtapleural_smooth=False):

@@ -38,7 +38,7 @@ impl Classifier for Unused {
             runtime: "none".into(),
         }
     }
-    fn infer(&self, _: &[f32], _: usize) -> ct_triage_core::Result<Vec<f32>> {
+    fn infer(&self, _: &[f32], _: usize) -> Result<Vec<f32>, ct_triage_core::AnalysisError> {
         unreachable!("no worker runs in these tests")
     }
 }

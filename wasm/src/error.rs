@@ -57,6 +57,12 @@ impl From<ct_triage_core::Error> for WasmError {
     }
 }
 
+impl From<ct_triage_core::AnalysisError> for WasmError {
+    fn from(e: ct_triage_core::AnalysisError) -> Self {
+        ct_triage_core::Error::from(e).into()
+    }
+}
+
 impl From<WasmError> for JsValue {
     fn from(e: WasmError) -> JsValue {
         let err = js_sys::Error::new(&e.message);

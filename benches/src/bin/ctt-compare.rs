@@ -182,6 +182,7 @@ fn run_ingest(dir: &Path, reps: usize, warmup: usize) -> Result<Value, String> {
 fn run_chain(dir: &Path, reps: usize, warmup: usize) -> Result<Value, String> {
     let mut out = header("chain", dir, reps, warmup);
     let e = |e: ct_triage_core::Error| e.to_string();
+    let ea = |e: ct_triage_core::AnalysisError| e.to_string();
     let stages = ["load", "resample", "lungs", "candidates", "total"];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut last = None;
@@ -194,14 +195,14 @@ fn run_chain(dir: &Path, reps: usize, warmup: usize) -> Result<Value, String> {
         drop(files);
         let t1 = Instant::now();
         // resample: trilinear to 1 mm isotropic (pipeline::analyze does the same).
-        let iso = resample::to_isotropic(&series.volume, ISO_MM, &NoProgress).map_err(e)?;
+        let iso = resample::to_isotropic(&series.volume, ISO_MM, &NoProgress).map_err(ea)?;
         let t2 = Instant::now();
         // lungs: body, aerated lung, closed and hole-filled lung region.
-        let masks = lungs::segment(&iso, &LungOptions::default(), &NoProgress).map_err(e)?;
+        let masks = lungs::segment(&iso, &LungOptions::default(), &NoProgress).map_err(ea)?;
         let t3 = Instant::now();
         // candidates: DoG blobs in the lung region (+ mass path), NMS, capped at 64.
         let cands = candidates::detect(&iso, &masks, &CandidateOptions::default(), &NoProgress)
-            .map_err(e)?;
+            .map_err(ea)?;
         let t4 = Instant::now();
         if rep >= warmup {
             for (i, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t0, t4)]

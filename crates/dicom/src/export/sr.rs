@@ -1,0 +1,912 @@
+//! DICOM SR: a Comprehensive 3D SR document with the TID 1500 Measurement Report.
+//!
+//! ```text
+//! CONTAINER (126000, DCM, "Imaging Measurement Report")  TID 1500
+//!  ├ HAS CONCEPT MOD  Language = en-US                          TID 1204
+//!  ├ HAS OBS CONTEXT  Observer Type = Device, Device Observer UID/Name/
+//!  │                  Manufacturer/Model Name                     TID 1002/1004
+//!  ├ HAS CONCEPT MOD  Procedure reported = (24627-2, LN, "CT Chest")
+//!  ├ CONTAINS Image Library > Image Library Group                TID 1600
+//!  │            (Modality CT, Target Region Chest, Frame of Reference UID,
+//!  │             one IMAGE per source instance/frame)
+//!  ├ CONTAINS Imaging Measurements
+//!  │   └ CONTAINS Measurement Group (one per finding)            TID 1411
+//!  │       ├ Tracking Identifier "Finding N", Tracking Unique Identifier (TID 4108)
+//!  │       ├ Finding category = Morphologically abnormal structure
+//!  │       ├ Finding = Nodule | Mass
+//!  │       ├ Finding Site = Upper / Middle / Lower lobe of lung (the landmark
+//!  │       │   approximation) or Lung when the lobe is unknown (+ Laterality);
+//!  │       │   Subpleural (+ Laterality) when juxtapleural
+//!  │       ├ Algorithm Name / Version / Parameters (sha256, runtime, pipeline),
+//!  │       │   Algorithm Family = Artificial Intelligence       TID 4019
+//!  │       ├ Referenced Segment (SEG segment N) + Source series for segmentation,
+//!  │       │   or, without a SEG, Volume Surface (SCOORD3D POINT at the centre)
+//!  │       ├ NUM Long axis, Short axis [mm], each INFERRED FROM the axis as a
+//!  │       │   SCOORD3D POLYLINE and the source image it was measured on
+//!  │       ├ NUM Diameter (Derivation Mean) [mm], Volume [mm3],
+//!  │       │   Attenuation Coefficient (Derivation Mean) [[hnsf'U]],
+//!  │       │   Solid component mean diameter [mm] (part-solid only, 99CTT)
+//!  │       ├ NUM Certainty of Finding [1] (model nodule probability)
+//!  │       ├ NUM AI malignancy score [1] (99CTT: its own concept, never
+//!  │       │   "Probability of cancer")
+//!  │       ├ NUM Probability of cancer [1], Measurement Method = Brock (99CTT),
+//!  │       │   with the model's inputs as Algorithm Parameters
+//!  │       │   (every NUM: Algorithm Name + Version of what made it, TID 300 → TID 4019)
+//!  │       ├ CODE Nodule attenuation type (99CTT name; values Solid, Part-solid
+//!  │       │   (99CTT), Ground glass opacity (DCM), Calcified (SCT))
+//!  │       ├ CODE Calcification pattern (99CTT) + the reason
+//!  │       ├ CODE Assessment Category = Lung-RADS v2022 category (99CTT values)
+//!  │       │   + reason, v2022 management, Algorithm Name/Version of the rules
+//!  │       ├ TEXT Source series and image number ("series 2, image 35 …")
+//!  │       └ CODE Priority = the finding's triage band + the rules that set it
+//!  └ CONTAINS Qualitative Evaluations (C0034375, UMLS)
+//!      ├ CODE Assessment Category = exam Lung-RADS (0 when part of the lungs
+//!      │   was not evaluated) + reason, management and the baseline-only note
+//!      ├ CODE Priority = Urgent | Priority | Routine | Inconclusive (99CTT values)
+//!      │   └ HAS PROPERTIES Triage score [1], Triage reason (TEXT, one per
+//!      │     rule), Triage rule set (TEXT)
+//!      ├ TEXT Comment = the disclaimer
+//!      ├ TEXT Limitation of this analysis (one per stated limit)
+//!      └ TEXT Analysis warning (one per warning)
+//! ```
+//!
+//! All codes and their sources are in [`super::codes`].
+
+use dicom_core::VR;
+use dicom_dictionary_std::tags;
+use dicom_object::{FileDicomObject, InMemDicomObject};
+
+use super::build::{self, Obj, put_code, put_ds, put_fd, put_fl, put_is, put_seq, put_str};
+use super::codes::{self, Code};
+use super::{ContentDateTime, seg, uid};
+use crate::error::Result;
+use ct_triage_analysis::report::Analysis;
+use ct_triage_analysis::report::{DISCLAIMER, Finding, NoduleType};
+
+/// Comprehensive 3D SR Storage.
+pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.88.34";
+
+/// The SEG whose segments the measurement groups reference (segment N = finding N).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentationRef {
+    /// SOP Instance UID of the SEG.
+    pub sop_instance_uid: String,
+    /// Series Instance UID of the SEG.
+    pub series_instance_uid: String,
+}
+
+/// Options of the SR writer. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrOptions {
+    /// Content date/time of the document. Default `None`: the current UTC time
+    /// (the only time-dependent input; fix it for reproducible output).
+    pub content: Option<ContentDateTime>,
+    /// Series Number. Default 9001.
+    pub series_number: i64,
+    /// Instance Number. Default 1.
+    pub instance_number: i64,
+    /// Series Description. Default "ct-triage AI lung nodule report".
+    pub series_description: String,
+    /// Manufacturer (also the device observer manufacturer). Default "ct-triage".
+    pub manufacturer: String,
+    /// Institution Name. Default none (not written).
+    pub institution_name: Option<String>,
+    /// The SEG to reference from each measurement group. Default none: each
+    /// group then carries a Volume Surface point at the finding centre.
+    pub segmentation: Option<SegmentationRef>,
+    /// Write the Image Library (every source instance). Default true.
+    pub image_library: bool,
+    /// Series Instance UID. Default none: derived from the analysis and content time.
+    pub series_instance_uid: Option<String>,
+    /// SOP Instance UID. Default none: derived from the analysis and content time.
+    pub sop_instance_uid: Option<String>,
+}
+
+impl Default for SrOptions {
+    fn default() -> Self {
+        SrOptions {
+            content: None,
+            series_number: 9001,
+            instance_number: 1,
+            series_description: "ct-triage AI lung nodule report".into(),
+            manufacturer: "ct-triage".into(),
+            institution_name: None,
+            segmentation: None,
+            image_library: true,
+            series_instance_uid: None,
+            sop_instance_uid: None,
+        }
+    }
+}
+
+impl SrOptions {
+    /// Defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Set the content date/time.
+    pub fn content(mut self, when: ContentDateTime) -> Self {
+        self.content = Some(when);
+        self
+    }
+    /// Set the Series Number.
+    pub fn series_number(mut self, n: i64) -> Self {
+        self.series_number = n;
+        self
+    }
+    /// Set the Instance Number.
+    pub fn instance_number(mut self, n: i64) -> Self {
+        self.instance_number = n;
+        self
+    }
+    /// Set the Series Description.
+    pub fn series_description(mut self, s: impl Into<String>) -> Self {
+        self.series_description = s.into();
+        self
+    }
+    /// Set the Manufacturer.
+    pub fn manufacturer(mut self, s: impl Into<String>) -> Self {
+        self.manufacturer = s.into();
+        self
+    }
+    /// Set the Institution Name.
+    pub fn institution_name(mut self, s: impl Into<String>) -> Self {
+        self.institution_name = Some(s.into());
+        self
+    }
+    /// Reference this SEG from the measurement groups.
+    pub fn segmentation(mut self, seg: SegmentationRef) -> Self {
+        self.segmentation = Some(seg);
+        self
+    }
+    /// Write the Image Library or not.
+    pub fn image_library(mut self, on: bool) -> Self {
+        self.image_library = on;
+        self
+    }
+    /// Use these Series and SOP Instance UIDs.
+    pub fn uids(mut self, series: impl Into<String>, instance: impl Into<String>) -> Self {
+        self.series_instance_uid = Some(series.into());
+        self.sop_instance_uid = Some(instance.into());
+        self
+    }
+}
+
+/// Series and SOP Instance UID of the SR these options produce.
+pub fn uids(a: &Analysis, o: &SrOptions, when: &ContentDateTime) -> (String, String) {
+    super::object_uids(
+        a,
+        "sr",
+        o.series_instance_uid.as_ref(),
+        o.sop_instance_uid.as_ref(),
+        when,
+    )
+}
+
+/// The SR as Part 10 bytes.
+pub fn measurement_report(a: &Analysis, o: &SrOptions) -> Result<Vec<u8>> {
+    build::to_bytes(&measurement_report_object(a, o)?, "report.sr.dcm")
+}
+
+/// The SR as an in-memory file object.
+pub fn measurement_report_object(
+    a: &Analysis,
+    o: &SrOptions,
+) -> Result<FileDicomObject<InMemDicomObject>> {
+    let what = "report.sr.dcm";
+    let when = o.content.clone().unwrap_or_else(ContentDateTime::now_utc);
+    let (series_uid, sop_uid) = uids(a, o, &when);
+    let r = &a.report;
+    let meta = &a.series.meta;
+    let for_uid = meta.frame_of_reference_uid.clone();
+    if for_uid.is_none() && !r.findings.is_empty() {
+        return Err(build::output_err(
+            what,
+            "the source series has no Frame of Reference UID; spatial coordinates cannot be written",
+        ));
+    }
+    let for_uid = for_uid.unwrap_or_default();
+
+    let mut ds = Obj::new_empty();
+    build::put_sop_common(&mut ds, SOP_CLASS_UID, &sop_uid, &when);
+    build::put_patient_study(&mut ds, meta);
+    put_str(&mut ds, tags::MODALITY, VR::CS, "SR");
+    put_str(&mut ds, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
+    put_is(&mut ds, tags::SERIES_NUMBER, o.series_number);
+    put_str(
+        &mut ds,
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        &o.series_description,
+    );
+    put_seq(
+        &mut ds,
+        tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+        vec![],
+    );
+    let model_name = format!("{} {}", r.model.name, r.model.version);
+    build::put_equipment(&mut ds, &o.manufacturer, &model_name, "1");
+    if let Some(inst) = &o.institution_name {
+        put_str(&mut ds, tags::INSTITUTION_NAME, VR::LO, inst);
+    }
+    put_is(&mut ds, tags::INSTANCE_NUMBER, o.instance_number);
+    put_str(&mut ds, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
+    put_str(&mut ds, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
+    put_str(&mut ds, tags::CONTENT_DATE, VR::DA, when.date());
+    put_str(&mut ds, tags::CONTENT_TIME, VR::TM, when.time());
+    put_seq(&mut ds, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, vec![]);
+    put_seq(
+        &mut ds,
+        tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+        vec![evidence(a, o.segmentation.as_ref())],
+    );
+    build::put_private_scheme(&mut ds);
+
+    // Root content item.
+    put_str(&mut ds, tags::VALUE_TYPE, VR::CS, "CONTAINER");
+    put_code(
+        &mut ds,
+        tags::CONCEPT_NAME_CODE_SEQUENCE,
+        &codes::IMAGING_MEASUREMENT_REPORT,
+    );
+    put_str(&mut ds, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
+    put_template(&mut ds, "1500");
+    let mut root = vec![
+        code(
+            HAS_CONCEPT_MOD,
+            &codes::LANGUAGE_OF_CONTENT,
+            &codes::ENGLISH_US,
+        ),
+        code(HAS_OBS_CONTEXT, &codes::OBSERVER_TYPE, &codes::DEVICE),
+        uidref(HAS_OBS_CONTEXT, &codes::DEVICE_OBSERVER_UID, &device_uid(a)),
+        text(
+            HAS_OBS_CONTEXT,
+            &codes::DEVICE_OBSERVER_NAME,
+            &r.generator.name,
+        ),
+        text(
+            HAS_OBS_CONTEXT,
+            &codes::DEVICE_OBSERVER_MANUFACTURER,
+            &o.manufacturer,
+        ),
+        text(
+            HAS_OBS_CONTEXT,
+            &codes::DEVICE_OBSERVER_MODEL_NAME,
+            &model_name,
+        ),
+        code(
+            HAS_CONCEPT_MOD,
+            &codes::PROCEDURE_REPORTED,
+            &codes::CT_CHEST,
+        ),
+    ];
+    if o.image_library {
+        root.push(image_library(a, &for_uid));
+    }
+    if !r.findings.is_empty() {
+        let groups = r
+            .findings
+            .iter()
+            .enumerate()
+            .map(|(i, f)| measurement_group(a, f, i, o, &for_uid))
+            .collect::<Result<Vec<_>>>()?;
+        root.push(container(
+            CONTAINS,
+            &codes::IMAGING_MEASUREMENTS,
+            None,
+            groups,
+        ));
+    }
+    root.push(exam_evaluations(a));
+    put_seq(&mut ds, tags::CONTENT_SEQUENCE, root);
+    build::to_file(ds, what)
+}
+
+/// The device observer UID: the pipeline version and the model weights.
+pub(crate) fn device_uid(a: &Analysis) -> String {
+    let r = &a.report;
+    uid::hash_uid(&[
+        b"ct-triage/device",
+        r.generator.name.as_bytes(),
+        r.generator.version.as_bytes(),
+        r.model.sha256.as_bytes(),
+    ])
+}
+
+/// CurrentRequestedProcedureEvidenceSequence item: the source instances (and the SEG).
+fn evidence(a: &Analysis, seg: Option<&SegmentationRef>) -> Obj {
+    let meta = &a.series.meta;
+    let mut sops = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &a.series.slices {
+        if seen.insert(s.sop_instance_uid.clone()) {
+            sops.push(sop_ref(&s.sop_class_uid, &s.sop_instance_uid));
+        }
+    }
+    let mut series = vec![series_ref(&meta.series_instance_uid, sops)];
+    if let Some(sg) = seg {
+        series.push(series_ref(
+            &sg.series_instance_uid,
+            vec![sop_ref(seg::SOP_CLASS_UID, &sg.sop_instance_uid)],
+        ));
+    }
+    let mut study = Obj::new_empty();
+    put_str(
+        &mut study,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        &meta.study_instance_uid,
+    );
+    put_seq(&mut study, tags::REFERENCED_SERIES_SEQUENCE, series);
+    study
+}
+
+pub(crate) fn series_ref(uid: &str, sops: Vec<Obj>) -> Obj {
+    let mut o = Obj::new_empty();
+    put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, uid);
+    put_seq(&mut o, tags::REFERENCED_SOP_SEQUENCE, sops);
+    o
+}
+
+pub(crate) fn sop_ref(class: &str, inst: &str) -> Obj {
+    let mut o = Obj::new_empty();
+    put_str(&mut o, tags::REFERENCED_SOP_CLASS_UID, VR::UI, class);
+    put_str(&mut o, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, inst);
+    o
+}
+
+/// TID 1600 Image Library with one entry per source instance (and frame).
+fn image_library(a: &Analysis, for_uid: &str) -> Obj {
+    let mut group = vec![
+        code(
+            HAS_ACQ_CONTEXT,
+            &codes::MODALITY,
+            &codes::COMPUTED_TOMOGRAPHY,
+        ),
+        code(HAS_ACQ_CONTEXT, &codes::TARGET_REGION, &codes::CHEST),
+    ];
+    if !for_uid.is_empty() {
+        group.push(uidref(
+            HAS_ACQ_CONTEXT,
+            &codes::FRAME_OF_REFERENCE_UID,
+            for_uid,
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &a.series.slices {
+        if seen.insert((s.sop_instance_uid.clone(), s.frame_number)) {
+            group.push(image(
+                CONTAINS,
+                None,
+                &s.sop_class_uid,
+                &s.sop_instance_uid,
+                s.frame_number,
+                None,
+            ));
+        }
+    }
+    container(
+        CONTAINS,
+        &codes::IMAGE_LIBRARY,
+        None,
+        vec![container(
+            CONTAINS,
+            &codes::IMAGE_LIBRARY_GROUP,
+            None,
+            group,
+        )],
+    )
+}
+
+/// TID 1411 measurement group of finding `i`.
+fn measurement_group(
+    a: &Analysis,
+    f: &Finding,
+    i: usize,
+    o: &SrOptions,
+    for_uid: &str,
+) -> Result<Obj> {
+    let r = &a.report;
+    let mut items = vec![
+        text(
+            HAS_OBS_CONTEXT,
+            &codes::TRACKING_IDENTIFIER,
+            &format!("Finding {}", f.id),
+        ),
+        uidref(HAS_OBS_CONTEXT, &codes::TRACKING_UID, &f.tracking_uid),
+        code(
+            CONTAINS,
+            &codes::FINDING_CATEGORY,
+            &codes::MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+        ),
+        code(CONTAINS, &codes::FINDING, &codes::finding_kind(f.kind)),
+    ];
+    // Finding site: the lobe when the approximation gives one, else the lung;
+    // each with its laterality, and Subpleural for juxtapleural findings.
+    let laterality = codes::side(f.location.side);
+    let site = codes::lobe(f.location.lobe).unwrap_or(codes::LUNG);
+    items.push(with_children(
+        code(HAS_CONCEPT_MOD, &codes::FINDING_SITE, &site),
+        vec![code(HAS_CONCEPT_MOD, &codes::LATERALITY, &laterality)],
+    ));
+    if f.location.juxtapleural {
+        items.push(with_children(
+            code(HAS_CONCEPT_MOD, &codes::FINDING_SITE, &codes::SUBPLEURAL),
+            vec![code(HAS_CONCEPT_MOD, &codes::LATERALITY, &laterality)],
+        ));
+    }
+    // TID 4019 for the group: the model that found and scored it.
+    items.push(text(HAS_CONCEPT_MOD, &codes::ALGORITHM_NAME, &r.model.name));
+    items.push(text(
+        HAS_CONCEPT_MOD,
+        &codes::ALGORITHM_VERSION,
+        &r.model.version,
+    ));
+    for p in [
+        format!("sha256={}", r.model.sha256),
+        format!("runtime={}", r.model.runtime),
+        format!("pipeline={} {}", r.generator.name, r.generator.version),
+    ] {
+        items.push(text(HAS_CONCEPT_MOD, &codes::ALGORITHM_PARAMETERS, &p));
+    }
+    items.push(code(
+        HAS_CONCEPT_MOD,
+        &codes::ALGORITHM_FAMILY,
+        &codes::ARTIFICIAL_INTELLIGENCE,
+    ));
+
+    // The region: the SEG segment, or a point at the centre.
+    let source_series = uidref(
+        CONTAINS,
+        &codes::SOURCE_SERIES_FOR_SEGMENTATION,
+        &a.series.meta.series_instance_uid,
+    );
+    match &o.segmentation {
+        Some(sg) => {
+            items.push(image(
+                CONTAINS,
+                Some(&codes::REFERENCED_SEGMENT),
+                seg::SOP_CLASS_UID,
+                &sg.sop_instance_uid,
+                None,
+                Some(i as u16 + 1),
+            ));
+            items.push(source_series);
+        }
+        None => {
+            items.push(scoord3d(
+                CONTAINS,
+                &codes::VOLUME_SURFACE,
+                "POINT",
+                &[f.center_lps_mm],
+                for_uid,
+            ));
+            items.push(source_series);
+        }
+    }
+
+    // Measurements.
+    let slice = a.series.slices.get(f.slice_index);
+    let axis_sources = |axis: [[f64; 3]; 2]| -> Vec<Obj> {
+        let mut v = vec![scoord3d(
+            INFERRED_FROM,
+            &codes::SOURCE,
+            "POLYLINE",
+            &axis,
+            for_uid,
+        )];
+        if let Some(s) = slice {
+            v.push(image(
+                INFERRED_FROM,
+                Some(&codes::SOURCE_OF_MEASUREMENT),
+                &s.sop_class_uid,
+                &s.sop_instance_uid,
+                s.frame_number,
+                None,
+            ));
+        }
+        v
+    };
+    // Per measurement (TID 300): the algorithm that made it (TID 4019).
+    let measured = || algorithm(MEASURE_ALGORITHM, &r.generator.version, &[]);
+    let model = || {
+        let mut v = algorithm(&r.model.name, &r.model.version, &[]);
+        v.push(code(
+            HAS_CONCEPT_MOD,
+            &codes::ALGORITHM_FAMILY,
+            &codes::ARTIFICIAL_INTELLIGENCE,
+        ));
+        v
+    };
+    let mean = || {
+        let mut v = vec![code(HAS_CONCEPT_MOD, &codes::DERIVATION, &codes::MEAN)];
+        v.extend(measured());
+        v
+    };
+    let with_axis = |axis: [[f64; 3]; 2]| {
+        let mut v = measured();
+        v.extend(axis_sources(axis));
+        v
+    };
+    items.push(with_children(
+        num(CONTAINS, &codes::LONG_AXIS, f.long_axis_mm, &codes::UNIT_MM),
+        with_axis(f.axes_lps_mm[0]),
+    ));
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::SHORT_AXIS,
+            f.short_axis_mm,
+            &codes::UNIT_MM,
+        ),
+        with_axis(f.axes_lps_mm[1]),
+    ));
+    items.push(with_children(
+        num(CONTAINS, &codes::DIAMETER, f.diameter_mm, &codes::UNIT_MM),
+        mean(),
+    ));
+    items.push(with_children(
+        num(CONTAINS, &codes::VOLUME, f.volume_mm3, &codes::UNIT_MM3),
+        measured(),
+    ));
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::ATTENUATION_COEFFICIENT,
+            f.mean_hu,
+            &codes::UNIT_HU,
+        ),
+        mean(),
+    ));
+    if let (NoduleType::PartSolid, Some(s)) = (f.nodule_type, f.solid_component_mm) {
+        items.push(with_children(
+            num(
+                CONTAINS,
+                &codes::SOLID_COMPONENT_DIAMETER,
+                s,
+                &codes::UNIT_MM,
+            ),
+            measured(),
+        ));
+    }
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::CERTAINTY_OF_FINDING,
+            f.nodule_probability,
+            &codes::UNIT_ONE,
+        ),
+        model(),
+    ));
+    // The AI score under its own concept; the Brock probability under the
+    // standard "Probability of cancer" with the Brock model as method.
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::AI_MALIGNANCY_SCORE,
+            f.malignancy_probability,
+            &codes::UNIT_ONE,
+        ),
+        model(),
+    ));
+    let yes = |v: bool| if v { "yes" } else { "no" };
+    let p = &r.patient;
+    let mut brock_params = Vec::new();
+    if let Some(b) = &f.brock {
+        brock_params.extend([
+            format!("nodule size = {} {} mm", b.diameter_source, b.diameter_mm),
+            format!(
+                "upper lobe = {} ({})",
+                yes(b.upper_lobe),
+                b.upper_lobe_source
+            ),
+            format!("nodule count = {}", b.nodule_count),
+            format!("spiculation = {}", yes(b.spiculation)),
+        ]);
+    }
+    brock_params.extend([
+        format!("age = {} ({})", p.age_years, p.age_source),
+        format!("female = {} ({})", yes(p.female), p.sex_source),
+        format!(
+            "family history = {} ({})",
+            yes(p.family_history),
+            p.history_source
+        ),
+        format!("emphysema = {}", yes(p.emphysema)),
+    ]);
+    if let Some(alt) = f.brock.as_ref().and_then(|b| b.probability_if_upper_lobe) {
+        brock_params.push(format!("probability if upper lobe = {alt}"));
+    }
+    let mut brock_children = vec![code(
+        HAS_CONCEPT_MOD,
+        &codes::MEASUREMENT_METHOD,
+        &codes::BROCK_MODEL,
+    )];
+    brock_children.extend(algorithm(BROCK_ALGORITHM, BROCK_VERSION, &brock_params));
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::PROBABILITY_OF_CANCER,
+            f.brock_probability,
+            &codes::UNIT_ONE,
+        ),
+        brock_children,
+    ));
+
+    // Qualitative evaluations.
+    items.push(code(
+        CONTAINS,
+        &codes::NODULE_TYPE,
+        &codes::nodule_type(f.nodule_type),
+    ));
+    if let Some(c) = &f.calcification {
+        items.push(with_children(
+            code(
+                CONTAINS,
+                &codes::CALCIFICATION_PATTERN,
+                &codes::calcification(c.pattern),
+            ),
+            vec![text(HAS_PROPERTIES, &codes::COMMENT, &c.reason)],
+        ));
+    }
+    let mut rads_children = vec![
+        text(
+            HAS_PROPERTIES,
+            &codes::LUNG_RADS_REASON,
+            &f.lung_rads_reason,
+        ),
+        text(
+            HAS_PROPERTIES,
+            &codes::LUNG_RADS_MANAGEMENT,
+            &f.lung_rads_management,
+        ),
+    ];
+    rads_children.extend(algorithm(RADS_ALGORITHM, &r.generator.version, &[]));
+    items.push(with_children(
+        code(
+            CONTAINS,
+            &codes::ASSESSMENT_CATEGORY,
+            &codes::lung_rads(Some(f.lung_rads)),
+        ),
+        rads_children,
+    ));
+    items.push(text(
+        CONTAINS,
+        &codes::SOURCE_IMAGE_LOCATION,
+        &image_location(f),
+    ));
+    let reasons = f
+        .triage_reasons
+        .iter()
+        .map(|t| text(HAS_PROPERTIES, &codes::TRIAGE_REASON, t))
+        .collect();
+    if let Some(band) = f.triage_band {
+        items.push(with_children(
+            code(CONTAINS, &codes::PRIORITY, &codes::priority(band)),
+            reasons,
+        ));
+    }
+
+    Ok(container(
+        CONTAINS,
+        &codes::MEASUREMENT_GROUP,
+        Some("1411"),
+        items,
+    ))
+}
+
+/// TID 1500 row 12: the exam-level Lung-RADS (with its reason and management),
+/// the triage priority (score, reasons, rule set), the disclaimer, every
+/// stated limit and every warning.
+fn exam_evaluations(a: &Analysis) -> Obj {
+    let r = &a.report;
+    let e = &r.exam;
+    let mut props = vec![num(
+        HAS_PROPERTIES,
+        &codes::TRIAGE_SCORE,
+        e.triage_score,
+        &codes::UNIT_ONE,
+    )];
+    for reason in e.triage_reasons.iter().chain(e.inconclusive_reason.iter()) {
+        props.push(text(HAS_PROPERTIES, &codes::TRIAGE_REASON, reason));
+    }
+    props.push(text(
+        HAS_PROPERTIES,
+        &codes::TRIAGE_RULE_SET,
+        &e.triage_rule_set,
+    ));
+    let mut rads = vec![text(
+        HAS_PROPERTIES,
+        &codes::LUNG_RADS_REASON,
+        &e.lung_rads_reason,
+    )];
+    if !e.management.is_empty() {
+        rads.push(text(
+            HAS_PROPERTIES,
+            &codes::LUNG_RADS_MANAGEMENT,
+            &e.management,
+        ));
+    }
+    rads.push(text(
+        HAS_PROPERTIES,
+        &codes::COMMENT,
+        ct_triage_analysis::lungrads::MANAGEMENT_NOTE,
+    ));
+    let mut items = vec![
+        with_children(
+            code(
+                CONTAINS,
+                &codes::ASSESSMENT_CATEGORY,
+                &codes::lung_rads(e.lung_rads),
+            ),
+            rads,
+        ),
+        with_children(
+            code(
+                CONTAINS,
+                &codes::PRIORITY,
+                &codes::priority(e.triage_priority),
+            ),
+            props,
+        ),
+        text(CONTAINS, &codes::COMMENT, DISCLAIMER),
+    ];
+    for l in &r.limits {
+        items.push(text(CONTAINS, &codes::LIMITATION, l));
+    }
+    for w in &r.warnings {
+        let sev = match w.severity {
+            crate::ingest::Severity::Info => "info",
+            crate::ingest::Severity::Warning => "warning",
+        };
+        items.push(text(
+            CONTAINS,
+            &codes::ANALYSIS_WARNING,
+            &format!("[{sev}] {}: {}", w.code, w.message),
+        ));
+    }
+    container(CONTAINS, &codes::QUALITATIVE_EVALUATIONS, None, items)
+}
+
+/// Name of the measurement algorithm (TID 4019 per measurement).
+pub const MEASURE_ALGORITHM: &str = "ct-triage measure";
+/// Name of the Lung-RADS rules (TID 4019 on each category).
+pub const RADS_ALGORITHM: &str = "ct-triage Lung-RADS v2022 rules";
+/// Name of the Brock model (TID 4019 on each Brock probability).
+pub const BROCK_ALGORITHM: &str = "Brock University (PanCan) full model with spiculation";
+/// Version of the Brock model: the publication it comes from.
+pub const BROCK_VERSION: &str = "McWilliams et al., N Engl J Med 2013;369:910-919";
+
+/// TID 4019 items: Algorithm Name, Version and Parameters.
+fn algorithm(name: &str, version: &str, params: &[String]) -> Vec<Obj> {
+    let mut v = vec![
+        text(HAS_CONCEPT_MOD, &codes::ALGORITHM_NAME, name),
+        text(HAS_CONCEPT_MOD, &codes::ALGORITHM_VERSION, version),
+    ];
+    for p in params {
+        v.push(text(HAS_CONCEPT_MOD, &codes::ALGORITHM_PARAMETERS, p));
+    }
+    v
+}
+
+/// "series S, image N" of a finding (what PACS shows), with the 0-based slice index.
+pub fn image_location(f: &Finding) -> String {
+    let series = f
+        .series_number
+        .map_or("series ?".to_string(), |n| format!("series {n}"));
+    let image = f
+        .image_number
+        .map_or("image ?".to_string(), |n| format!("image {n}"));
+    format!("{series}, {image} (slice index {})", f.slice_index)
+}
+
+// ---- content items ----
+
+pub(crate) const CONTAINS: &str = "CONTAINS";
+pub(crate) const HAS_CONCEPT_MOD: &str = "HAS CONCEPT MOD";
+pub(crate) const HAS_OBS_CONTEXT: &str = "HAS OBS CONTEXT";
+const HAS_ACQ_CONTEXT: &str = "HAS ACQ CONTEXT";
+const HAS_PROPERTIES: &str = "HAS PROPERTIES";
+const INFERRED_FROM: &str = "INFERRED FROM";
+
+pub(crate) fn put_template(o: &mut Obj, tid: &str) {
+    let mut t = Obj::new_empty();
+    put_str(&mut t, tags::MAPPING_RESOURCE, VR::CS, "DCMR");
+    put_str(&mut t, tags::TEMPLATE_IDENTIFIER, VR::CS, tid);
+    put_seq(o, tags::CONTENT_TEMPLATE_SEQUENCE, vec![t]);
+}
+
+pub(crate) fn item(rel: &str, value_type: &str, name: Option<&Code>) -> Obj {
+    let mut o = Obj::new_empty();
+    put_str(&mut o, tags::RELATIONSHIP_TYPE, VR::CS, rel);
+    put_str(&mut o, tags::VALUE_TYPE, VR::CS, value_type);
+    if let Some(n) = name {
+        put_code(&mut o, tags::CONCEPT_NAME_CODE_SEQUENCE, n);
+    }
+    o
+}
+
+pub(crate) fn with_children(mut o: Obj, children: Vec<Obj>) -> Obj {
+    if !children.is_empty() {
+        put_seq(&mut o, tags::CONTENT_SEQUENCE, children);
+    }
+    o
+}
+
+pub(crate) fn container(rel: &str, name: &Code, template: Option<&str>, children: Vec<Obj>) -> Obj {
+    let mut o = item(rel, "CONTAINER", Some(name));
+    put_str(&mut o, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
+    if let Some(t) = template {
+        put_template(&mut o, t);
+    }
+    with_children(o, children)
+}
+
+pub(crate) fn text(rel: &str, name: &Code, value: &str) -> Obj {
+    let mut o = item(rel, "TEXT", Some(name));
+    put_str(&mut o, tags::TEXT_VALUE, VR::UT, value);
+    o
+}
+
+pub(crate) fn code(rel: &str, name: &Code, value: &Code) -> Obj {
+    let mut o = item(rel, "CODE", Some(name));
+    put_code(&mut o, tags::CONCEPT_CODE_SEQUENCE, value);
+    o
+}
+
+pub(crate) fn uidref(rel: &str, name: &Code, value: &str) -> Obj {
+    let mut o = item(rel, "UIDREF", Some(name));
+    put_str(&mut o, tags::UID, VR::UI, value);
+    o
+}
+
+/// A NUM item; the value is written as DS and, when DS cannot hold it
+/// exactly, also as FloatingPointValue (FD).
+fn num(rel: &str, name: &Code, value: f64, unit: &Code) -> Obj {
+    let mut mv = Obj::new_empty();
+    put_code(&mut mv, tags::MEASUREMENT_UNITS_CODE_SEQUENCE, unit);
+    put_ds(&mut mv, tags::NUMERIC_VALUE, &[value]);
+    if build::format_ds(value).parse::<f64>().ok() != Some(value) {
+        put_fd(&mut mv, tags::FLOATING_POINT_VALUE, &[value]);
+    }
+    let mut o = item(rel, "NUM", Some(name));
+    put_seq(&mut o, tags::MEASURED_VALUE_SEQUENCE, vec![mv]);
+    o
+}
+
+pub(crate) fn image(
+    rel: &str,
+    name: Option<&Code>,
+    class: &str,
+    inst: &str,
+    frame: Option<u32>,
+    segment: Option<u16>,
+) -> Obj {
+    let mut r = sop_ref(class, inst);
+    if let Some(f) = frame {
+        put_is(&mut r, tags::REFERENCED_FRAME_NUMBER, f as i64);
+    }
+    if let Some(s) = segment {
+        build::put_us(&mut r, tags::REFERENCED_SEGMENT_NUMBER, &[s]);
+    }
+    let mut o = item(rel, "IMAGE", name);
+    put_seq(&mut o, tags::REFERENCED_SOP_SEQUENCE, vec![r]);
+    o
+}
+
+fn scoord3d(rel: &str, name: &Code, graphic_type: &str, points: &[[f64; 3]], for_uid: &str) -> Obj {
+    let mut o = item(rel, "SCOORD3D", Some(name));
+    put_str(
+        &mut o,
+        tags::REFERENCED_FRAME_OF_REFERENCE_UID,
+        VR::UI,
+        for_uid,
+    );
+    put_str(&mut o, tags::GRAPHIC_TYPE, VR::CS, graphic_type);
+    let data: Vec<f32> = points
+        .iter()
+        .flat_map(|p| p.iter().map(|&v| v as f32))
+        .collect();
+    put_fl(&mut o, tags::GRAPHIC_DATA, &data);
+    o
+}
