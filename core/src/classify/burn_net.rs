@@ -13,11 +13,18 @@
 //!
 //! Weights (`safetensors`, f32): `conv{1..5}.weight` `[out, in, 3, 3, 3]`,
 //! `conv{1..5}.bias` `[out]`, `head.weight` `[outputs, channels]`,
-//! `head.bias` `[outputs]`.
+//! `head.bias` `[outputs]` (PyTorch layout).
+//!
+//! The network is a burn module (`burn::nn` [`Conv3d`] layers, a [`Linear`]
+//! head, [`Relu`]), built once at load: burn-store's [`SafetensorsStore`] with
+//! the [`PyTorchToBurnAdapter`] (which transposes the head's weight to burn's
+//! `[channels, outputs]`) converts the weights into its parameters once, after
+//! every tensor has been checked here (name, F32, shape, finite values).
 
-use burn::tensor::activation::relu;
-use burn::tensor::module::conv3d;
-use burn::tensor::ops::ConvOptions;
+use burn::module::Module;
+use burn::nn::conv::{Conv3d, Conv3dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig3d, Relu};
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -35,27 +42,67 @@ const STRIDES: [usize; 5] = [2, 2, 1, 2, 1];
 /// Largest batch run at once (bounds memory; bigger requests are chunked).
 const MAX_CHUNK: usize = 64;
 
-/// One convolution layer's weights.
-#[derive(Debug, Clone)]
-struct ConvLayer {
-    /// `[out, in, 3, 3, 3]`, row-major.
-    weight: Vec<f32>,
-    /// `[out]`.
-    bias: Vec<f32>,
-    out_ch: usize,
-    in_ch: usize,
-    stride: usize,
+/// The network as a burn module. Field names are the exported tensor names'
+/// prefixes (`conv1.weight`, …, `head.bias`), so burn-store maps the
+/// safetensors file onto it directly.
+#[derive(Module, Debug)]
+struct Net {
+    conv1: Conv3d,
+    conv2: Conv3d,
+    conv3: Conv3d,
+    conv4: Conv3d,
+    conv5: Conv3d,
+    head: Linear,
+    relu: Relu,
 }
 
-/// `ctt-cnn3d-v1` on burn's flex backend.
+impl Net {
+    /// An unloaded network with `channels[i] → channels[i + 1]` convolutions
+    /// and a `channels[5] → n_out` head (zero parameters until loaded).
+    fn new(channels: &[usize; 6], n_out: usize, device: &Device) -> Self {
+        let conv = |i: usize| {
+            Conv3dConfig::new([channels[i], channels[i + 1]], [3, 3, 3])
+                .with_stride([STRIDES[i]; 3])
+                .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
+        Net {
+            conv1: conv(0),
+            conv2: conv(1),
+            conv3: conv(2),
+            conv4: conv(3),
+            conv5: conv(4),
+            head: LinearConfig::new(channels[5], n_out)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    /// `[n, 1, z, y, x]` patches → `[n, outputs]` raw outputs.
+    fn forward(&self, x: Tensor<5>) -> Tensor<2> {
+        let x = self.relu.forward(self.conv1.forward(x));
+        let x = self.relu.forward(self.conv2.forward(x));
+        let x = self.relu.forward(self.conv3.forward(x));
+        let x = self.relu.forward(self.conv4.forward(x));
+        let x = self.relu.forward(self.conv5.forward(x));
+        let [n, c, _, _, _] = x.dims();
+        // Global average pooling → [n, c].
+        let pooled: Tensor<2> = x.mean_dims(&[2, 3, 4]).reshape([n, c]);
+        self.head.forward(pooled)
+    }
+}
+
+/// `ctt-cnn3d-v1` on burn's flex backend: the network is built and its
+/// weights loaded once, in [`BurnClassifier::from_bytes`], and reused by
+/// every [`Classifier::infer`] call.
 #[derive(Debug)]
 pub struct BurnClassifier {
     manifest: ModelManifest,
     sha256: String,
-    layers: Vec<ConvLayer>,
-    /// `[outputs, channels]`, row-major.
-    head_w: Vec<f32>,
-    head_b: Vec<f32>,
+    net: Net,
+    device: Device,
     n_out: usize,
 }
 
@@ -63,7 +110,8 @@ fn model_err(m: impl Into<String>) -> Error {
     Error::Model(m.into())
 }
 
-fn read_f32(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+/// Checks that tensor `name` exists, is F32 of `shape` and holds only finite values.
+fn check_f32(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<()> {
     let t = st
         .tensor(name)
         .map_err(|e| model_err(format!("weights: tensor `{name}`: {e}")))?;
@@ -79,17 +127,15 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
             t.shape()
         )));
     }
-    let data = t.data();
-    let v: Vec<f32> = data
+    if t.data()
         .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    if v.iter().any(|x| !x.is_finite()) {
+        .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+    {
         return Err(model_err(format!(
             "weights: tensor `{name}` holds non-finite values"
         )));
     }
-    Ok(v)
+    Ok(())
 }
 
 fn dims_of(st: &SafeTensors, name: &str) -> Result<Vec<usize>> {
@@ -102,6 +148,11 @@ impl BurnClassifier {
     /// Load weights (safetensors bytes) for `manifest`, whose `architecture`
     /// must be [`ARCHITECTURE`]. When the manifest gives `weights_sha256`, the
     /// bytes must match it.
+    ///
+    /// Every tensor is checked (name, F32, shape, finite values) before the
+    /// network is built; the weights are then converted once into the burn
+    /// module (burn-store, PyTorch layout adapted: the head's `[outputs,
+    /// channels]` weight becomes burn's `[channels, outputs]`).
     pub fn from_bytes(manifest: ModelManifest, weights: &[u8]) -> Result<Self> {
         manifest.validate()?;
         match manifest.architecture.as_deref() {
@@ -123,9 +174,9 @@ impl BurnClassifier {
         }
         let st = SafeTensors::deserialize(weights)
             .map_err(|e| model_err(format!("weights: not a safetensors file: {e}")))?;
-        let mut layers = Vec::with_capacity(STRIDES.len());
-        let mut in_ch = 1usize;
-        for (i, &stride) in STRIDES.iter().enumerate() {
+        let mut channels = [1usize; 6];
+        for i in 0..STRIDES.len() {
+            let in_ch = channels[i];
             let wname = format!("conv{}.weight", i + 1);
             let d = dims_of(&st, &wname)?;
             if d.len() != 5 || d[2..] != [3, 3, 3] || d[1] != in_ch || d[0] == 0 || d[0] > 4096 {
@@ -134,20 +185,13 @@ impl BurnClassifier {
                 )));
             }
             let out_ch = d[0];
-            let weight = read_f32(&st, &wname, &d)?;
-            let bias = read_f32(&st, &format!("conv{}.bias", i + 1), &[out_ch])?;
-            layers.push(ConvLayer {
-                weight,
-                bias,
-                out_ch,
-                in_ch,
-                stride,
-            });
-            in_ch = out_ch;
+            check_f32(&st, &wname, &d)?;
+            check_f32(&st, &format!("conv{}.bias", i + 1), &[out_ch])?;
+            channels[i + 1] = out_ch;
         }
         let n_out = manifest.outputs.len();
-        let head_w = read_f32(&st, "head.weight", &[n_out, in_ch])?;
-        let head_b = read_f32(&st, "head.bias", &[n_out])?;
+        check_f32(&st, "head.weight", &[n_out, channels[5]])?;
+        check_f32(&st, "head.bias", &[n_out])?;
         for o in &manifest.outputs {
             if o.index >= n_out {
                 return Err(model_err(format!(
@@ -156,46 +200,38 @@ impl BurnClassifier {
                 )));
             }
         }
+        let device = Device::flex();
+        let mut net = Net::new(&channels, n_out, &device);
+        let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec()))
+            .with_from_adapter(PyTorchToBurnAdapter);
+        let applied = net
+            .load_from(&mut store)
+            .map_err(|e| model_err(format!("weights: loading into the network failed: {e}")))?;
+        // 5 × (weight, bias) + head (weight, bias).
+        if applied.applied.len() != 12 {
+            return Err(model_err(format!(
+                "weights: {} tensors loaded into the network, expected 12 ({:?})",
+                applied.applied.len(),
+                applied.applied
+            )));
+        }
         Ok(BurnClassifier {
             manifest,
             sha256,
-            layers,
-            head_w,
-            head_b,
+            net,
+            device,
             n_out,
         })
     }
 
     /// Forward `n` patches (already validated) → `n * n_out` raw outputs in network column order.
     fn forward(&self, patches: &[f32], n: usize) -> Result<Vec<f32>> {
-        let device = Device::flex();
         let [pz, py, px] = self.manifest.input.patch_zyx;
-        let mut x: Tensor<5> = Tensor::from_data(
+        let x: Tensor<5> = Tensor::from_data(
             TensorData::new(patches.to_vec(), [n, 1, pz, py, px]),
-            &device,
+            &self.device,
         );
-        for l in &self.layers {
-            let w: Tensor<5> = Tensor::from_data(
-                TensorData::new(l.weight.clone(), [l.out_ch, l.in_ch, 3, 3, 3]),
-                &device,
-            );
-            let b: Tensor<1> =
-                Tensor::from_data(TensorData::new(l.bias.clone(), [l.out_ch]), &device);
-            let opts = ConvOptions::new([l.stride; 3], [1, 1, 1], [1, 1, 1], 1);
-            x = relu(conv3d(x, w, Some(b), opts));
-        }
-        let c = self.layers.last().map_or(1, |l| l.out_ch);
-        // global average pooling → [n, c]
-        let pooled: Tensor<2> = x.mean_dims(&[2, 3, 4]).reshape([n, c]);
-        let hw: Tensor<2> = Tensor::from_data(
-            TensorData::new(self.head_w.clone(), [self.n_out, c]),
-            &device,
-        );
-        let hb: Tensor<2> = Tensor::from_data(
-            TensorData::new(self.head_b.clone(), [1, self.n_out]),
-            &device,
-        );
-        let y = pooled.matmul(hw.transpose()) + hb;
+        let y = self.net.forward(x);
         let data = y
             .try_into_data()
             .map_err(|e| model_err(format!("burn: reading the output failed: {e:?}")))?;
