@@ -377,7 +377,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn shipped() -> (ModelManifest, Vec<u8>) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
         let m = ModelManifest::from_json(
             &std::fs::read_to_string(dir.join("ctt-nodule-v1.json")).unwrap(),
         )
