@@ -29,8 +29,8 @@
 #![warn(missing_docs)]
 
 pub use ct_triage_analysis::{
-    anatomy, assess, calcification, candidates, classify, imgproc, lungrads, lungs, measure,
-    morphology, progress, quality, resample, risk, series, triage, volume,
+    anatomy, assess, calcification, candidates, classify, findings, imgproc, lungrads, lungs,
+    measure, morphology, progress, quality, resample, risk, series, triage, volume,
 };
 pub use ct_triage_dicom::{deid, error, ingest};
 

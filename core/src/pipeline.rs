@@ -30,8 +30,10 @@ use sha2::{Digest, Sha256};
 
 use crate::assess::{round3, round4};
 use crate::candidates::{self, Candidate, CandidateOptions, Channel};
-use crate::classify::{Classifier, extract_patch_scaled_into, patch_scale};
+use crate::classify::{Classifier, Prediction, extract_patch_scaled_into, patch_scale};
 use crate::error::{Error, Result};
+use crate::findings::{self, Scored};
+pub use crate::findings::{AcceptRules, UnresolvedRules};
 use crate::ingest::{self, IngestOptions, InputFile, LoadedSeries, Severity, Warning};
 use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
@@ -43,7 +45,6 @@ use crate::report::{
 };
 use crate::resample;
 use crate::triage::{self, TriageRules};
-use crate::volume::Vec3;
 
 /// What the caller knows about the patient beyond the DICOM header.
 /// Anything left `None` comes from DICOM (age, sex) or a stated default.
@@ -115,140 +116,6 @@ impl Default for AnalysisOptions {
     }
 }
 
-/// Acceptance rules applied per channel after the classifier and the measure
-/// stage. Chosen on the insertion harness's lung1 cases (lung1 is in the
-/// training data; lung2, reported separately, is not). Defaults documented per field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AcceptRules {
-    /// Nodule probability a subsolid-channel candidate must reach (the model's
-    /// threshold when that is higher). Ground-glass candidates are low-contrast
-    /// and many (partial volume at vessel branchings and the mediastinum).
-    /// Default 0.9.
-    pub subsolid_min_probability: f64,
-    /// Smallest diameter (mm) a subsolid-channel finding is reported at. Default 6 mm.
-    pub subsolid_min_diameter_mm: f64,
-    /// Largest standard deviation (HU) of a mass-channel finding's soft-tissue
-    /// interior: a lesion is one tissue; a hilum or mediastinal border is
-    /// vessels, fat and bronchial walls. Default 100 HU.
-    pub mass_max_hu_sd: f64,
-    /// Smallest distance (mm) of a mass-channel finding's centre from the midline
-    /// between the two lungs (the mean of their centroids' x): nearer, it is in
-    /// the mediastinum (aorta, heart, lymph nodes). Default 25 mm.
-    pub mass_min_midline_mm: f64,
-    /// The mass rule: a mass-channel structure whose measured long axis reaches
-    /// this (mm) is reported as a finding even when the classifier's nodule
-    /// probability is below the threshold — when it is also homogeneous solid
-    /// soft tissue ([`rule_mass_max_hu_sd`](Self::rule_mass_max_hu_sd)) and
-    /// passes the mass-channel rules above. A lesion over 3 cm is a mass by
-    /// definition (Fleischner Society glossary, Hansell et al., Radiology 2008),
-    /// whatever an unvalidated score says: for triage a missed mass is worse
-    /// than a false alarm. Default 30 mm.
-    pub rule_mass_min_long_axis_mm: f64,
-    /// Largest interior standard deviation (HU) of a structure the mass rule
-    /// reports (which must also be solid and free of calcified foci: calcium in a
-    /// structure the classifier turned down is the heart, the aorta or bone): one tissue, well below the [`mass_max_hu_sd`](Self::mass_max_hu_sd)
-    /// a classifier-accepted mass may have (vessels, fat and bronchial walls at a
-    /// hilum or the diaphragm's dome give 60–250 HU on lung1 and lung2).
-    /// Default 50 HU.
-    pub rule_mass_max_hu_sd: f64,
-}
-
-impl Default for AcceptRules {
-    fn default() -> Self {
-        AcceptRules {
-            subsolid_min_probability: 0.9,
-            subsolid_min_diameter_mm: 6.0,
-            mass_max_hu_sd: 100.0,
-            mass_min_midline_mm: 25.0,
-            rule_mass_min_long_axis_mm: 30.0,
-            rule_mass_max_hu_sd: 50.0,
-        }
-    }
-}
-
-/// What the analysis reports as seen but not resolved — each rule, when it
-/// fires, adds a reason in plain words to the exam and makes a `routine` exam
-/// `priority` ([`triage::escalate_unresolved`]). Defaults are documented per field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnresolvedRules {
-    /// A mass-channel candidate (a soft-tissue structure of 30 mm or more in the
-    /// lung region) that the classifier neither accepted nor clearly rejected:
-    /// nodule probability at or above this share of the threshold. Default 0.5.
-    pub uncertain_mass_share: f64,
-    /// Larger over smaller lung volume above which the lungs are called
-    /// asymmetric (collapse, effusion, a large lesion replacing lung, surgery).
-    /// Default 2.5 (lung1: 1.6, lung2: 1.5).
-    pub max_lung_volume_ratio: f64,
-    /// Radius (mm) at or above which a blob-like candidate (blobness ≥ 0.5) that
-    /// its channel's budget left out is reported. Default 10 mm (a 20 mm structure).
-    pub dropped_min_radius_mm: f64,
-}
-
-impl Default for UnresolvedRules {
-    fn default() -> Self {
-        UnresolvedRules {
-            uncertain_mass_share: 0.5,
-            max_lung_volume_ratio: 2.5,
-            dropped_min_radius_mm: 10.0,
-        }
-    }
-}
-
-/// The unresolved-analysis reasons (see [`UnresolvedRules`]).
-fn unresolved_reasons(
-    scored: &[Scored],
-    fate: &[(CandidateDecision, Option<usize>, String)],
-    detection: &candidates::Detection,
-    lungs: &crate::report::LungSummary,
-    threshold: f64,
-    rules: &UnresolvedRules,
-    iso: &crate::volume::Volume,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let at = |c: &Candidate| {
-        let p = iso.geometry.voxel_to_patient(c.center_xyz);
-        format!("at LPS ({:.0}, {:.0}, {:.0}) mm", p[0], p[1], p[2])
-    };
-    for (s, (d, _, _)) in scored.iter().zip(fate) {
-        if s.cand.channel != Channel::Mass {
-            continue;
-        }
-        let p = s.probs.get("nodule").copied().unwrap_or(0.0) as f64;
-        let unsure =
-            *d == CandidateDecision::BelowThreshold && p >= rules.uncertain_mass_share * threshold;
-        let lost = *d == CandidateDecision::NotSegmented;
-        if unsure || lost {
-            out.push(format!(
-                "a soft-tissue structure of about {:.0} mm {} was {} (nodule probability {p:.2})",
-                2.0 * s.cand.radius_mm,
-                at(&s.cand),
-                if lost {
-                    "accepted but could not be measured"
-                } else {
-                    "neither accepted nor clearly rejected"
-                }
-            ));
-        }
-    }
-    let (r, l) = (lungs.right_ml, lungs.left_ml);
-    if r.min(l) > 0.0 && r.max(l) / r.min(l) > rules.max_lung_volume_ratio {
-        out.push(format!(
-            "the lungs are asymmetric: right {r:.0} mL, left {l:.0} mL of aerated lung (collapse, effusion, a large lesion or surgery?)"
-        ));
-    }
-    for c in &detection.dropped {
-        if c.radius_mm >= rules.dropped_min_radius_mm && c.blobness >= 0.5 {
-            out.push(format!(
-                "a {} candidate of about {:.0} mm {} was left out by the channel's budget",
-                c.channel.as_str(),
-                2.0 * c.radius_mm,
-                at(c)
-            ));
-        }
-    }
-    out
-}
-
 /// Times stages and keeps them in a sorted map.
 struct Timer(BTreeMap<String, f64>, web_time::Instant);
 
@@ -297,12 +164,6 @@ pub fn analyze_series(
 ) -> Result<Analysis> {
     let files = series.slices.len();
     analyze_loaded(series, files, 0, opts, classifier, progress, Timer::new())
-}
-
-/// A candidate with its model outputs.
-struct Scored {
-    cand: Candidate,
-    probs: BTreeMap<String, f32>,
 }
 
 fn analyze_loaded(
@@ -369,38 +230,11 @@ fn analyze_loaded(
     timer.lap(Stage::Classify);
     let detected = scored.len();
     let threshold = manifest.nodule_threshold as f64;
-    let mut fate: Vec<(CandidateDecision, Option<usize>, String)> = scored
-        .iter()
-        .map(|s| {
-            let p = s.probs.get("nodule").copied().unwrap_or(0.0) as f64;
-            (
-                CandidateDecision::BelowThreshold,
-                None,
-                format!(
-                    "nodule probability {p:.2} < threshold {:.2}",
-                    accept_threshold(s, threshold, &opts.accept)
-                ),
-            )
-        })
-        .collect();
-    let mut accepted: Vec<usize> = (0..scored.len())
-        .filter(|&i| {
-            let s = &scored[i];
-            s.probs.get("nodule").copied().unwrap_or(0.0) as f64
-                >= accept_threshold(s, threshold, &opts.accept)
-        })
-        .collect();
-    accepted.sort_by(|&a, &b| scored[b].probs["nodule"].total_cmp(&scored[a].probs["nodule"]));
-    // Mass-channel structures the classifier did not accept are measured too,
-    // after the accepted ones: the mass rule (`AcceptRules`) may report them.
-    let by_rule: Vec<usize> = (0..scored.len())
-        .filter(|&i| scored[i].cand.channel == Channel::Mass && !accepted.contains(&i))
-        .collect();
-    let n_accepted = accepted.len();
-    accepted.extend(&by_rule);
+    let plan = findings::Plan::new(&scored, threshold, &opts.accept);
 
-    // Measure (parallel, order kept), then drop duplicates of the same lesion.
-    let measured: Vec<Option<Measurement>> = accepted
+    // Measure (parallel, order kept).
+    let measured: Vec<Option<Measurement>> = plan
+        .order
         .par_iter()
         .map(|&i| {
             let s = &scored[i];
@@ -423,64 +257,16 @@ fn analyze_loaded(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
-    let mut kept: Vec<(usize, Measurement)> = Vec::new();
-    let mut measured_of = BTreeMap::new();
-    let midline_x = lungs_midline_x(&lungs);
-    let mut reported_by_rule = Vec::new();
-    for (n, (&i, m)) in accepted.iter().zip(measured).enumerate() {
-        if n >= n_accepted {
-            // Below the classifier's threshold: reported only by the mass rule.
-            let Some(m) = m else { continue };
-            if let Some(why) = opts.accept.mass_rule_misses(&m) {
-                fate[i].2 = format!("{}; {why}", fate[i].2);
-                continue;
-            }
-            let midline_mm = midline_x.map(|mx| {
-                let v = iso.geometry.patient_to_voxel(m.center_lps_mm);
-                (v[0] - mx).abs() * iso.geometry.spacing[0]
-            });
-            if let Some(why) = rule_rejects(Channel::Mass, &m, midline_mm, &opts.accept) {
-                fate[i].2 = format!("{}; not a mass by the mass rule: {why}", fate[i].2);
-                continue;
-            }
-            match duplicate_of(&kept, &m) {
-                Some(d) => fate[i] = (CandidateDecision::Duplicate, Some(kept[d].0), String::new()),
-                None => {
-                    reported_by_rule.push(i);
-                    kept.push((i, m));
-                }
-            }
-            continue;
-        }
-        let Some(m) = m else {
-            fate[i] = (
-                CandidateDecision::NotSegmented,
-                None,
-                "accepted by the classifier; no lesion could be segmented around it".into(),
-            );
-            continue;
-        };
-        measured_of.insert(
-            i,
-            crate::report::CandidateMeasure {
-                diameter_mm: m.diameter_mm,
-                nodule_type: m.nodule_type,
-                interior_hu_sd: m.interior_hu_sd,
-            },
-        );
-        let midline_mm = midline_x.map(|mx| {
-            let v = iso.geometry.patient_to_voxel(m.center_lps_mm);
-            (v[0] - mx).abs() * iso.geometry.spacing[0]
-        });
-        if let Some(why) = rule_rejects(scored[i].cand.channel, &m, midline_mm, &opts.accept) {
-            fate[i] = (CandidateDecision::RejectedByRule, None, why);
-            continue;
-        }
-        match duplicate_of(&kept, &m) {
-            Some(d) => fate[i] = (CandidateDecision::Duplicate, Some(kept[d].0), String::new()),
-            None => kept.push((i, m)),
-        }
-    }
+    // Findings: acceptance rules, duplicates of the same lesion.
+    let mut accepted = findings::accept(
+        &scored,
+        plan,
+        measured,
+        findings::lungs_midline_x(&lungs),
+        &iso.geometry,
+        &opts.accept,
+    );
+    let kept = std::mem::take(&mut accepted.kept);
     progress.progress(Stage::Measure, 1.0);
     timer.lap(Stage::Measure);
 
@@ -499,7 +285,7 @@ fn analyze_loaded(
         .into_iter()
         .map(|(si, m)| {
             let s = &scored[si];
-            let f = crate::assess::finding(&m, &s.probs, s.cand.channel, &ctx);
+            let f = crate::assess::finding(&m, &s.prediction, s.cand.channel, &ctx);
             (f, m.mask, si)
         })
         .collect();
@@ -509,14 +295,7 @@ fn analyze_loaded(
             .then(b.0.diameter_mm.total_cmp(&a.0.diameter_mm))
     });
     for (f, _, si) in findings.iter().skip(opts.max_findings) {
-        fate[*si] = (
-            CandidateDecision::BeyondMaxFindings,
-            None,
-            format!(
-                "{:.1} mm, suspicion {:.2}: beyond the {} findings reported",
-                f.diameter_mm, f.suspicion, opts.max_findings
-            ),
-        );
+        accepted.mark_beyond(*si, f.diameter_mm, f.suspicion, opts.max_findings);
     }
     findings.truncate(opts.max_findings);
     let mut finding_of = BTreeMap::new();
@@ -524,35 +303,13 @@ fn analyze_loaded(
         f.id = i as u32 + 1;
         f.tracking_uid = tracking_uid(&series.meta.series_instance_uid, f);
         finding_of.insert(*si, f.id);
-        let why = if reported_by_rule.contains(si) {
-            format!(
-                " (nodule probability {:.2} below the threshold; reported by the mass rule: a homogeneous soft-tissue structure with a {:.0} mm long axis)",
-                scored[*si].probs.get("nodule").copied().unwrap_or(0.0),
-                f.long_axis_mm
-            )
-        } else {
-            String::new()
-        };
-        fate[*si] = (
-            CandidateDecision::Finding,
-            None,
-            format!("finding {}{why}", f.id),
-        );
+        accepted.mark_reported(&scored, *si, f.id, f.long_axis_mm);
     }
-    for (decision, of, reason) in fate.iter_mut() {
-        if *decision == CandidateDecision::Duplicate {
-            let id = of.and_then(|o| finding_of.get(&o).copied());
-            *reason = match id {
-                Some(id) => format!("inside the segmentation of finding {id}"),
-                None => "inside the segmentation of another accepted candidate".into(),
-            };
-            *of = id.map(|v| v as usize);
-        }
-    }
+    accepted.name_duplicates(&finding_of);
     let unresolved = if inconclusive.is_none() {
-        unresolved_reasons(
+        findings::unresolved_reasons(
             &scored,
-            &fate,
+            &accepted.fates,
             &detection,
             &lungs.summary,
             threshold,
@@ -637,25 +394,26 @@ fn analyze_loaded(
         let patch = manifest.input.patch_zyx;
         let mut v: Vec<CandidateRecord> = scored
             .iter()
-            .zip(&fate)
+            .zip(&accepted.fates)
             .enumerate()
-            .map(|(i, (s, (d, of, why)))| {
+            .map(|(i, (s, fate))| {
                 let outputs = s
-                    .probs
-                    .iter()
-                    .map(|(k, &p)| (k.clone(), round4(p as f64)))
+                    .prediction
+                    .to_map()
+                    .into_iter()
+                    .map(|(k, p)| (k, round4(p as f64)))
                     .collect();
-                let id = match d {
+                let id = match fate.decision {
                     CandidateDecision::Finding => finding_of.get(&i).copied(),
-                    _ => of.map(|o| o as u32),
+                    _ => fate.of.map(|o| o as u32),
                 };
                 let mut r = rec(
                     &s.cand,
                     outputs,
-                    (*d, id, why.clone()),
+                    (fate.decision, id, fate.reason.clone()),
                     patch_scale(&s.cand, patch, iso.geometry.spacing[0]),
                 );
-                r.measured = measured_of.get(&i).cloned();
+                r.measured = accepted.measured.get(&i).cloned();
                 r
             })
             .collect();
@@ -780,113 +538,14 @@ fn classify(
             )));
         }
         for (c, row) in chunk.iter().zip(raw.chunks(n_out)) {
-            let probs = m.probabilities(row).into_iter().collect();
             out.push(Scored {
                 cand: c.clone(),
-                probs,
+                prediction: Prediction::from_outputs(m.probabilities(row)),
             });
         }
         progress.progress(Stage::Classify, out.len() as f64 / total as f64);
     }
     Ok(out)
-}
-
-/// The nodule-probability threshold a candidate must reach: the model's, or the
-/// subsolid channel's own when that is higher ([`AcceptRules`]).
-fn accept_threshold(s: &Scored, threshold: f64, rules: &AcceptRules) -> f64 {
-    if s.cand.channel == Channel::Subsolid {
-        threshold.max(rules.subsolid_min_probability)
-    } else {
-        threshold
-    }
-}
-
-/// The midline between the lungs: the mean of the two aerated lungs' centroid
-/// columns (voxel x on the resampled grid), `None` without both lungs.
-fn lungs_midline_x(l: &lungs::LungMasks) -> Option<f64> {
-    let (mut sr, mut nr, mut sl, mut nl) = (0f64, 0usize, 0f64, 0usize);
-    for ((_, _, i), &v) in l.aerated.indexed_iter() {
-        match v {
-            lungs::RIGHT => {
-                sr += i as f64;
-                nr += 1;
-            }
-            lungs::LEFT => {
-                sl += i as f64;
-                nl += 1;
-            }
-            _ => {}
-        }
-    }
-    (nr > 0 && nl > 0).then(|| (sr / nr as f64 + sl / nl as f64) / 2.0)
-}
-
-/// Why a measured candidate of a channel is not a finding, if it is not
-/// ([`AcceptRules`]).
-/// The kept measurement that `m` duplicates: either contains the other's centre.
-fn duplicate_of(kept: &[(usize, Measurement)], m: &Measurement) -> Option<usize> {
-    let voxel = |v: Vec3| v.map(|x| x.round().max(0.0) as usize);
-    kept.iter().position(|(_, k)| {
-        k.mask.contains(voxel(m.center_voxel_xyz)) || m.mask.contains(voxel(k.center_voxel_xyz))
-    })
-}
-
-impl AcceptRules {
-    /// Why a measured mass-channel structure is not a mass by the mass rule
-    /// ([`rule_mass_min_long_axis_mm`](Self::rule_mass_min_long_axis_mm),
-    /// [`rule_mass_max_hu_sd`](Self::rule_mass_max_hu_sd)); `None` when it is.
-    /// The mass-channel rules (interior SD, midline) apply on top.
-    pub fn mass_rule_misses(&self, m: &Measurement) -> Option<String> {
-        if m.long_axis_mm < self.rule_mass_min_long_axis_mm {
-            Some(format!(
-                "not a mass by the mass rule: long axis {:.0} mm < {} mm",
-                m.long_axis_mm, self.rule_mass_min_long_axis_mm
-            ))
-        } else if m.interior_hu_sd > self.rule_mass_max_hu_sd {
-            Some(format!(
-                "not a mass by the mass rule: interior SD {:.0} HU > {} HU (mixed tissue)",
-                m.interior_hu_sd, self.rule_mass_max_hu_sd
-            ))
-        } else if m.nodule_type != crate::report::NoduleType::Solid {
-            Some(format!(
-                "not a mass by the mass rule: {} rather than solid soft tissue",
-                m.nodule_type.as_str()
-            ))
-        } else if m.calcification.foci > 0 {
-            Some(format!(
-                "not a mass by the mass rule: calcified foci ({}) — the heart, the aorta or bone beside the lung rather than plain soft tissue",
-                m.calcification.foci
-            ))
-        } else {
-            None
-        }
-    }
-}
-
-fn rule_rejects(
-    ch: Channel,
-    m: &Measurement,
-    midline_mm: Option<f64>,
-    rules: &AcceptRules,
-) -> Option<String> {
-    match ch {
-        Channel::Subsolid if m.diameter_mm < rules.subsolid_min_diameter_mm => Some(format!(
-            "subsolid {:.1} mm < {} mm: the subsolid channel reports nodules from {} mm (smaller ground glass is Lung-RADS 2)",
-            m.diameter_mm, rules.subsolid_min_diameter_mm, rules.subsolid_min_diameter_mm
-        )),
-        Channel::Mass if m.interior_hu_sd > rules.mass_max_hu_sd => Some(format!(
-            "mixed attenuation inside (SD {:.0} HU > {}: vessels, fat, bronchial walls), as at a hilum or the mediastinum, not one lesion",
-            m.interior_hu_sd, rules.mass_max_hu_sd
-        )),
-        Channel::Mass if midline_mm.is_some_and(|d| d < rules.mass_min_midline_mm) => {
-            Some(format!(
-                "centre {:.0} mm from the midline between the lungs (< {} mm): the mediastinum, not the lung",
-                midline_mm.unwrap_or(0.0),
-                rules.mass_min_midline_mm
-            ))
-        }
-        _ => None,
-    }
 }
 
 /// Patient context for the risk model, recording where each value came from.

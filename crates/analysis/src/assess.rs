@@ -7,9 +7,8 @@
 //! long axis as the nodule size), [`crate::lungrads`] (v2022 categories and
 //! management), [`crate::triage`] (bands; the AI score cannot escalate alone).
 
-use std::collections::BTreeMap;
-
 use crate::anatomy::{Lobe, LungAnatomy};
+use crate::classify::Prediction;
 use crate::lungrads::{self, NoduleForRads};
 use crate::measure::Measurement;
 use crate::report::{BrockDetail, Exam, Finding, NoduleType, PatientContext, TypeScores};
@@ -49,11 +48,11 @@ pub const SPICULATION_THRESHOLD: f64 = 0.5;
 /// [`exam`] sets the triage reasons once the ids are known).
 pub fn finding(
     m: &Measurement,
-    probs: &BTreeMap<String, f32>,
+    prediction: &Prediction,
     channel: crate::candidates::Channel,
     ctx: &Context,
 ) -> Finding {
-    let p = |k: &str| probs.get(k).map(|&v| v as f64);
+    let p = |k: &str| prediction.get(k).map(|v| v as f64);
     let malignancy = p("malignancy").unwrap_or(0.0);
     let spic = p("spiculation");
     let spiculated = spic.is_some_and(|v| v >= SPICULATION_THRESHOLD);
@@ -342,11 +341,11 @@ mod tests {
             rules: &rules,
             nodule_count: 1,
         };
-        let probs = BTreeMap::from([
+        let prediction = Prediction::from_outputs([
             ("nodule".to_string(), 0.9f32),
             ("malignancy".to_string(), 0.3),
         ]);
-        finding(&m, &probs, crate::candidates::Channel::Solid, &ctx)
+        finding(&m, &prediction, crate::candidates::Channel::Solid, &ctx)
     }
 
     fn sphere(

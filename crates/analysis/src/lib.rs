@@ -16,8 +16,9 @@
 //! | resample | [`resample`] | volume → isotropic volume at the model's spacing |
 //! | lungs | [`lungs`] | volume → [`lungs::LungMasks`] (left/right region, coverage, `inconclusive`) |
 //! | candidates | [`candidates`] | volume + lungs → [`candidates::Detection`] (three channels with budgets) |
-//! | classify | [`classify`] | patches → model outputs ([`classify::Classifier`]: burn, ONNX Runtime) |
+//! | classify | [`classify`] | patches → [`classify::Prediction`] ([`classify::Classifier`]: burn, ONNX Runtime) |
 //! | measure | [`measure`] | candidate → [`measure::Measurement`] (segmentation, axes, type, calcification, morphology) |
+//! | findings | [`findings`] | classified, measured candidates → kept measurements and every candidate's fate ([`findings::AcceptRules`], [`findings::UnresolvedRules`]) |
 //! | assess | [`assess`] | measurement → [`report::Finding`] (lobe, Brock [`risk`], Lung-RADS [`lungrads`]) |
 //! | triage | [`triage`] | findings → exam category and priority ([`triage::TriageRules`]) |
 //! | report | [`report`] | the [`report::Report`] schema, key images, limits |
@@ -47,6 +48,7 @@ pub mod calcification;
 pub mod candidates;
 pub mod classify;
 pub mod error;
+pub mod findings;
 pub mod imgproc;
 pub mod lungrads;
 pub mod lungs;

@@ -1,4 +1,6 @@
-//! Stage 6 of 11 — classify: candidate patches → probability of a true nodule and of malignancy.
+//! Stage 6 of 11 — classify: candidate patches → a [`Prediction`] each
+//! (probability of a true nodule, malignancy score, type, calcification,
+//! spiculation).
 //!
 //! The model contract lives in the [`manifest`]; [`patch::extract_patch`] is
 //! the single preprocessing path shared with the training-data generator.
@@ -9,9 +11,11 @@ pub mod manifest;
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod patch;
+mod prediction;
 
 pub use manifest::{InputSpec, ModelManifest, Normalization, OutputSpec};
 pub use patch::{extract_patch, extract_patch_into, extract_patch_scaled_into, patch_scale};
+pub use prediction::Prediction;
 
 use serde::{Deserialize, Serialize};
 
