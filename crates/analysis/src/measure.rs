@@ -300,31 +300,11 @@ fn measure_at(
     let min_px = g.spacing[0].min(g.spacing[1]);
     let shell = r_max - 1.0 - g.spacing.iter().copied().fold(0.0, f64::max) / 2.0;
     let grow = |thr: f64, limit: f64| -> Option<Array3<bool>> {
-        let mut grown = Array3::<bool>::from_elem((bz, by, bx), false);
-        let mut stack = vec![(si, sj, sk)];
-        grown[[sk, sj, si]] = true;
-        while let Some((i, j, k)) = stack.pop() {
-            let nb = [
-                (i.wrapping_sub(1), j, k),
-                (i + 1, j, k),
-                (i, j.wrapping_sub(1), k),
-                (i, j + 1, k),
-                (i, j, k.wrapping_sub(1)),
-                (i, j, k + 1),
-            ];
-            for (a, b2, c2) in nb {
-                if a >= bx || b2 >= by || c2 >= bz || grown[[c2, b2, a]] {
-                    continue;
-                }
-                if hu_box[[c2, b2, a]] >= thr
-                    && inside[[c2, b2, a]] != 0
-                    && dist_mm(x0 + a, y0 + b2, z0 + c2) <= limit
-                {
-                    grown[[c2, b2, a]] = true;
-                    stack.push((a, b2, c2));
-                }
-            }
-        }
+        let grown = crate::imgproc::flood6((bz, by, bx), (si, sj, sk), |a, b2, c2| {
+            hu_box[[c2, b2, a]] >= thr
+                && inside[[c2, b2, a]] != 0
+                && dist_mm(x0 + a, y0 + b2, z0 + c2) <= limit
+        });
         for open_mm in [opts.opening_mm, opts.opening_mm * 1.75] {
             let opened = open_inplane(&grown, (open_mm / min_px) as f32);
             let mut m = keep_component(&opened, (si, sj, sk));
@@ -604,15 +584,17 @@ fn axes(
         if !m {
             continue;
         }
-        let edge = i == 0
-            || j == 0
-            || i + 1 == nx
-            || j + 1 == ny
-            || !plane[[j, i - 1]]
-            || !plane[[j, i + 1]]
-            || !plane[[j - 1, i]]
-            || !plane[[j + 1, i]];
-        if edge {
+        let inside = |a: i64, b: i64| {
+            a >= 0
+                && b >= 0
+                && (a as usize) < nx
+                && (b as usize) < ny
+                && plane[[b as usize, a as usize]]
+        };
+        if crate::imgproc::outside_neighbours4(&inside, i as i64, j as i64)
+            .next()
+            .is_some()
+        {
             boundary.push([i as f64, j as f64]);
         }
     }
@@ -768,31 +750,11 @@ fn erode_inplane(m: &Array3<bool>) -> Array3<bool> {
 
 /// The 6-connected component of `m` containing `seed` `(i, j, k)`.
 fn keep_component(m: &Array3<bool>, seed: (usize, usize, usize)) -> Array3<bool> {
-    let (nz, ny, nx) = m.dim();
-    let mut out = Array3::from_elem((nz, ny, nx), false);
     let (si, sj, sk) = seed;
     if !m[[sk, sj, si]] {
-        return out;
+        return Array3::from_elem(m.dim(), false);
     }
-    out[[sk, sj, si]] = true;
-    let mut stack = vec![seed];
-    while let Some((i, j, k)) = stack.pop() {
-        let nb = [
-            (i.wrapping_sub(1), j, k),
-            (i + 1, j, k),
-            (i, j.wrapping_sub(1), k),
-            (i, j + 1, k),
-            (i, j, k.wrapping_sub(1)),
-            (i, j, k + 1),
-        ];
-        for (a, b, c) in nb {
-            if a < nx && b < ny && c < nz && m[[c, b, a]] && !out[[c, b, a]] {
-                out[[c, b, a]] = true;
-                stack.push((a, b, c));
-            }
-        }
-    }
-    out
+    crate::imgproc::flood6(m.dim(), seed, |i, j, k| m[[k, j, i]])
 }
 
 /// Side, zone and pleural contact of a finding.

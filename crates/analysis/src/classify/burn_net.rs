@@ -243,7 +243,7 @@ impl BurnClassifier {
                 )));
             }
         }
-        let sha256 = hex(&Sha256::digest(weights));
+        let sha256 = format!("{:x}", Sha256::digest(weights));
         if let Some(want) = &manifest.weights_sha256
             && !want.eq_ignore_ascii_case(&sha256)
         {
@@ -333,21 +333,7 @@ impl Classifier for BurnClassifier {
     }
 
     fn infer(&self, patches: &[f32], n: usize) -> Result<Vec<f32>> {
-        let vox: usize = self.manifest.input.patch_zyx.iter().product();
-        let expected = n
-            .checked_mul(vox)
-            .ok_or_else(|| Error::InvalidArgument(format!("{n} patches overflow")))?;
-        if patches.len() != expected {
-            return Err(Error::InvalidArgument(format!(
-                "{} values for {n} patches of {vox} voxels",
-                patches.len()
-            )));
-        }
-        if patches.iter().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "patches hold non-finite values".into(),
-            ));
-        }
+        let vox = self.manifest.check_patches(patches, n)?;
         let mut raw = Vec::with_capacity(n * self.n_out);
         let mut start = 0;
         while start < n {
@@ -363,10 +349,6 @@ impl Classifier for BurnClassifier {
         }
         Ok(out)
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

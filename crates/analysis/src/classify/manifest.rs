@@ -154,6 +154,28 @@ impl ModelManifest {
         Ok(())
     }
 
+    /// Check a batch for [`Classifier::infer`](super::Classifier::infer), the
+    /// same for every backend: `n` patches of the manifest's size, finite
+    /// values. Returns the voxels per patch.
+    pub fn check_patches(&self, patches: &[f32], n: usize) -> Result<usize> {
+        let vox: usize = self.input.patch_zyx.iter().product();
+        let expected = n
+            .checked_mul(vox)
+            .ok_or_else(|| Error::InvalidArgument(format!("{n} patches overflow")))?;
+        if patches.len() != expected {
+            return Err(Error::InvalidArgument(format!(
+                "{} values for {n} patches of {vox} voxels",
+                patches.len()
+            )));
+        }
+        if patches.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "patches hold non-finite values".into(),
+            ));
+        }
+        Ok(vox)
+    }
+
     /// Turn one row of raw outputs (one per [`OutputSpec`], in order) into probabilities by key.
     pub fn probabilities(&self, raw: &[f32]) -> Vec<(String, f32)> {
         let mut out = Vec::with_capacity(self.outputs.len());

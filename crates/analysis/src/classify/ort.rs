@@ -111,10 +111,7 @@ impl OrtClassifier {
         library: Option<&Path>,
     ) -> Result<Self> {
         manifest.validate()?;
-        let sha256: String = Sha256::digest(onnx)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = format!("{:x}", Sha256::digest(onnx));
         if !manifest.onnx_sha256.is_empty() && !manifest.onnx_sha256.eq_ignore_ascii_case(&sha256) {
             return Err(Error::Model(format!(
                 "ONNX SHA-256 {sha256} does not match the manifest's {}",
@@ -190,13 +187,7 @@ impl Classifier for OrtClassifier {
 
     fn infer(&self, patches: &[f32], n: usize) -> Result<Vec<f32>> {
         let [pz, py, px] = self.manifest.input.patch_zyx;
-        let vox = pz * py * px;
-        if n.checked_mul(vox) != Some(patches.len()) {
-            return Err(Error::InvalidArgument(format!(
-                "{} values for {n} patches of {vox} voxels",
-                patches.len()
-            )));
-        }
+        self.manifest.check_patches(patches, n)?;
         if n == 0 {
             return Ok(Vec::new());
         }

@@ -19,6 +19,7 @@ use image::{ImageBuffer, Rgb, RgbImage};
 use ndarray::Axis;
 
 use crate::error::{Error, Result};
+use crate::imgproc::outside_neighbours4;
 use crate::measure::FindingMask;
 use crate::report::Finding;
 use crate::volume::{Vec3, Volume};
@@ -244,10 +245,8 @@ pub fn render_finding(vol: &Volume, f: &Finding, mask: &FindingMask) -> Result<R
     for j in 0..ny {
         for i in 0..nx {
             if in_mask(i, j) {
-                for (dx, dy) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
-                    if !in_mask(i + dx, j + dy) {
-                        put(&mut ov, i + dx, j + dy, OUTLINE);
-                    }
+                for (a, b) in outside_neighbours4(&in_mask, i, j) {
+                    put(&mut ov, a, b, OUTLINE);
                 }
             }
         }
@@ -314,11 +313,9 @@ pub fn render_finding(vol: &Volume, f: &Finding, mask: &FindingMask) -> Result<R
     for v in 0..ZOOM_PX as i64 {
         for u in 0..ZOOM_PX as i64 {
             if zmask(u, v) {
-                for (du, dv) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
-                    if !zmask(u + du, v + dv) {
-                        put(&mut zm, u + du, v + dv, OUTLINE);
-                        put(&mut zm, u + 2 * du, v + 2 * dv, OUTLINE);
-                    }
+                for (a, b) in outside_neighbours4(&zmask, u, v) {
+                    put(&mut zm, a, b, OUTLINE);
+                    put(&mut zm, 2 * a - u, 2 * b - v, OUTLINE);
                 }
             }
         }
