@@ -4,42 +4,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ct_triage_core::ingest::{InputFile, Skipped};
+use ct_triage_core::ingest::{InputFile, Skipped, hidden_member};
 use rayon::prelude::*;
 
 use crate::error::{NativeError, Result};
 
-/// Limits on unpacking a zip archive: zip bombs (a few MB unpacking to
-/// gigabytes) are refused before the memory or disk is spent. Sizes are the
-/// bytes actually produced, never the sizes the archive declares (those are
-/// checked first, then enforced while unpacking).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ZipLimits {
-    /// Largest member, unpacked. Default 2 GiB.
-    pub max_member_bytes: u64,
-    /// Most bytes unpacked from all members together. Default 4 GiB.
-    pub max_total_bytes: u64,
-    /// Highest unpacked : packed ratio of a member, checked once a member
-    /// has produced [`ZipLimits::ratio_floor_bytes`]. Default 100 (CT
-    /// slices compress 2–10×; deflate's ceiling is ≈ 1030×).
-    pub max_ratio: u64,
-    /// Members smaller than this are not held to the ratio. Default 1 MiB.
-    pub ratio_floor_bytes: u64,
-    /// Most members. Default 100 000.
-    pub max_members: usize,
-}
-
-impl Default for ZipLimits {
-    fn default() -> Self {
-        ZipLimits {
-            max_member_bytes: 2 << 30,
-            max_total_bytes: 4 << 30,
-            max_ratio: 100,
-            ratio_floor_bytes: 1 << 20,
-            max_members: 100_000,
-        }
-    }
-}
+/// Limits on unpacking a zip archive: the core's rules, the same the browser
+/// worker applies ([`ct_triage_core::ingest::ArchiveLimits`]).
+pub type ZipLimits = ct_triage_core::ingest::ArchiveLimits;
 
 /// A file read into memory, named by its path (zip members as `archive.zip!/member`).
 #[derive(Debug, Clone)]
@@ -143,11 +115,6 @@ pub fn gather(paths: &[PathBuf]) -> Result<Gathered> {
         all.unreadable.extend(g.unreadable);
     }
     Ok(all)
-}
-
-/// Hidden members (`.DS_Store`, `__MACOSX/…`) are skipped, as hidden files are.
-fn hidden_member(inner: &str) -> bool {
-    inner.rsplit('/').next().is_some_and(|b| b.starts_with('.')) || inner.starts_with("__MACOSX/")
 }
 
 /// Refuse an archive whose central directory already declares too much.

@@ -18,18 +18,22 @@ let held = null; // the FileSet of the last scan, reused by inspect/analyze with
 let crashed = false;
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
-// The native reader's limits (native-server/src/input.rs, ZipLimits): fflate
-// allocates each member at its declared size, so sizes are checked first.
-const MAX_ZIP_MEMBER = 2 * 1024 ** 3;
-const MAX_ZIP_TOTAL = 4 * 1024 ** 3;
+// The core's archive rules (ct_triage_core::ingest::ArchiveLimits and
+// hidden_member, the same the native reader applies), read from the engine
+// once it is loaded. fflate allocates each member at its declared size, so
+// sizes are checked before it unpacks.
+let archive = null;
+function archiveLimits() {
+  if (!archive) archive = JSON.parse(wasm.archiveLimits());
+  return archive;
+}
 
 function isZip(bytes) {
   return bytes.length >= 4 && ZIP_MAGIC.every((b, i) => bytes[i] === b);
 }
 
 function hidden(path) {
-  const base = path.split('/').pop() || '';
-  return base.startsWith('.') || path.startsWith('__MACOSX/');
+  return wasm.isHiddenMember(path);
 }
 
 /** Read every input (File, Blob with a name, {name, data}) into a wasm FileSet; zips are unpacked. */
@@ -54,15 +58,19 @@ async function toFileSet(inputs, onProgress) {
     const batch = await Promise.all(inputs.slice(start, start + BATCH).map((item, k) => read(item, start + k)));
     for (const { name, bytes } of batch) {
       if (isZip(bytes)) {
+        const limits = archiveLimits();
         let members;
         let over = null;
         let total = 0;
+        let count = 0;
         try {
           members = unzipSync(bytes, {
             filter: (f) => {
               if (f.name.endsWith('/') || hidden(f.name)) return false;
               total += f.originalSize;
-              if (f.originalSize > MAX_ZIP_MEMBER || total > MAX_ZIP_TOTAL) over = over || f;
+              count += 1;
+              if (f.originalSize > limits.max_member_bytes || total > limits.max_total_bytes
+                  || count > limits.max_members) over = over || f;
               return over === null;
             },
           });
@@ -71,7 +79,8 @@ async function toFileSet(inputs, onProgress) {
         }
         if (over) {
           throw Object.assign(new Error(`${name}!/${over.name}: the archive unpacks to more than its limits `
-            + `(${MAX_ZIP_MEMBER} bytes a member, ${MAX_ZIP_TOTAL} in all)`), { code: 'limit_exceeded' });
+            + `(${limits.max_member_bytes} bytes a member, ${limits.max_total_bytes} in all, `
+            + `${limits.max_members} members)`), { code: 'limit_exceeded' });
         }
         for (const [member, data] of Object.entries(members)) set.add(`${name}!/${member}`, data);
       } else {

@@ -61,6 +61,22 @@ pub fn start() {
     error::install_panic_hook();
 }
 
+/// The archive rules every reader applies (the core's
+/// [`ArchiveLimits`](ct_triage_core::ingest::ArchiveLimits) defaults, as JSON:
+/// `max_member_bytes`, `max_total_bytes`, `max_ratio`, `ratio_floor_bytes`,
+/// `max_members`): the worker unpacks zips within them, as the native reader does.
+#[wasm_bindgen(js_name = archiveLimits)]
+pub fn archive_limits() -> Result<String, WasmError> {
+    serde_json::to_string(&ingest::ArchiveLimits::default()).map_err(WasmError::output)
+}
+
+/// Whether an archive member is skipped as hidden (`.DS_Store`, `__MACOSX/…`),
+/// by the core's rule ([`ct_triage_core::ingest::hidden_member`]).
+#[wasm_bindgen(js_name = isHiddenMember)]
+pub fn is_hidden_member(path: &str) -> bool {
+    ingest::hidden_member(path)
+}
+
 /// The message of the last panic, if the instance trapped on one.
 #[wasm_bindgen(js_name = lastPanic)]
 pub fn last_panic() -> Option<String> {

@@ -29,6 +29,7 @@
 //! # Ok::<(), ct_triage_dicom::Error>(())
 //! ```
 
+pub mod archive;
 mod assemble;
 mod guard;
 mod instance;
@@ -39,6 +40,7 @@ mod series;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use archive::{ArchiveLimits, hidden_member};
 pub use ct_triage_analysis::series::{LoadedSeries, Severity, SliceRef, StudyMeta, Warning};
 pub use instance::{FrameInfo, PixelLayout, age_from_dates, parse_age};
 pub use pixels::{PADDING_HU, StoredPixels, stored_value};
