@@ -512,6 +512,57 @@ pub fn label2(mask: ArrayView2<bool>) -> (Array2<u32>, Vec<Component2>) {
     (labels, comps)
 }
 
+/// The 6-connected component reachable from `seed` (`(x, y, z)`) through
+/// voxels for which `inside(x, y, z)` holds, in a `(z, y, x)` grid of `dim`;
+/// the seed itself is always in it. A flood fill with an explicit stack (no
+/// recursion depth to overflow on a large lesion).
+pub fn flood6(
+    dim: (usize, usize, usize),
+    seed: (usize, usize, usize),
+    inside: impl Fn(usize, usize, usize) -> bool,
+) -> Array3<bool> {
+    let (nz, ny, nx) = dim;
+    let mut out = Array3::from_elem(dim, false);
+    let (si, sj, sk) = seed;
+    if si >= nx || sj >= ny || sk >= nz {
+        return out;
+    }
+    out[[sk, sj, si]] = true;
+    let mut stack = vec![seed];
+    while let Some((i, j, k)) = stack.pop() {
+        let nb = [
+            (i.wrapping_sub(1), j, k),
+            (i + 1, j, k),
+            (i, j.wrapping_sub(1), k),
+            (i, j + 1, k),
+            (i, j, k.wrapping_sub(1)),
+            (i, j, k + 1),
+        ];
+        for (a, b, c) in nb {
+            if a < nx && b < ny && c < nz && !out[[c, b, a]] && inside(a, b, c) {
+                out[[c, b, a]] = true;
+                stack.push((a, b, c));
+            }
+        }
+    }
+    out
+}
+
+/// The 4-neighbours of pixel `(i, j)` that are outside a 2-D mask (`inside`
+/// says which pixels are in; what lies off the image is outside). A mask pixel
+/// with any such neighbour is on the mask's edge: the one edge test of the
+/// measurement (axes) and the key images (outline).
+pub fn outside_neighbours4<F: Fn(i64, i64) -> bool>(
+    inside: &F,
+    i: i64,
+    j: i64,
+) -> impl Iterator<Item = (i64, i64)> + '_ {
+    [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)]
+        .into_iter()
+        .map(move |(di, dj)| (i + di, j + dj))
+        .filter(move |&(a, b)| !inside(a, b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,55 +698,4 @@ mod tests {
         assert!(opened[[10, 10, 10]], "core kept");
         assert!(!opened[[10, 10, 1]], "spur removed");
     }
-}
-
-/// The 6-connected component reachable from `seed` (`(x, y, z)`) through
-/// voxels for which `inside(x, y, z)` holds, in a `(z, y, x)` grid of `dim`;
-/// the seed itself is always in it. A flood fill with an explicit stack (no
-/// recursion depth to overflow on a large lesion).
-pub fn flood6(
-    dim: (usize, usize, usize),
-    seed: (usize, usize, usize),
-    inside: impl Fn(usize, usize, usize) -> bool,
-) -> Array3<bool> {
-    let (nz, ny, nx) = dim;
-    let mut out = Array3::from_elem(dim, false);
-    let (si, sj, sk) = seed;
-    if si >= nx || sj >= ny || sk >= nz {
-        return out;
-    }
-    out[[sk, sj, si]] = true;
-    let mut stack = vec![seed];
-    while let Some((i, j, k)) = stack.pop() {
-        let nb = [
-            (i.wrapping_sub(1), j, k),
-            (i + 1, j, k),
-            (i, j.wrapping_sub(1), k),
-            (i, j + 1, k),
-            (i, j, k.wrapping_sub(1)),
-            (i, j, k + 1),
-        ];
-        for (a, b, c) in nb {
-            if a < nx && b < ny && c < nz && !out[[c, b, a]] && inside(a, b, c) {
-                out[[c, b, a]] = true;
-                stack.push((a, b, c));
-            }
-        }
-    }
-    out
-}
-
-/// The 4-neighbours of pixel `(i, j)` that are outside a 2-D mask (`inside`
-/// says which pixels are in; what lies off the image is outside). A mask pixel
-/// with any such neighbour is on the mask's edge: the one edge test of the
-/// measurement (axes) and the key images (outline).
-pub fn outside_neighbours4<F: Fn(i64, i64) -> bool>(
-    inside: &F,
-    i: i64,
-    j: i64,
-) -> impl Iterator<Item = (i64, i64)> + '_ {
-    [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)]
-        .into_iter()
-        .map(move |(di, dj)| (i + di, j + dj))
-        .filter(move |&(a, b)| !inside(a, b))
 }
