@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# TypeScript check of the npm module (tsc --noEmit, typescript from package.json):
-# wasm/js/index.js under // @ts-check against its own JSDoc, index.d.ts and the
-# report types generated from the Rust types (wasm/js/report.d.ts; see
-# crates/analysis/tests/schema.rs). No build needed. Exits non-zero on a type error.
+# TypeScript check (tsc --noEmit, typescript from package.json), no build needed:
+#   tsconfig.json       wasm/js/index.js (// @ts-check, its own JSDoc), index.d.ts and
+#                       the report types generated from the Rust types (wasm/js/report.d.ts,
+#                       see crates/analysis/tests/schema.rs)
+#   tsconfig.page.json  the page scripts wasm/www/{app,viewer,i18n}.js (// @ts-check)
+#                       against those declarations (./pkg/index.js mapped by rootDirs)
+# Exits non-zero on a type error.
 #
 #   tests/e2e/typecheck.sh
 set -euo pipefail
@@ -11,5 +14,7 @@ cd "$HERE"
 if [ ! -x node_modules/.bin/tsc ]; then
   npm ci --no-audit --no-fund
 fi
-node_modules/.bin/tsc -p tsconfig.json
-echo "typecheck: tsc --noEmit clean (tests/e2e/tsconfig.json)"
+for config in tsconfig.json tsconfig.page.json; do
+  node_modules/.bin/tsc -p "$config"
+  echo "typecheck: tsc --noEmit clean ($config)"
+done
