@@ -18,7 +18,10 @@
 #   5. tests/e2e/server.sh   `ct-triage serve`/`batch` against storescu, Orthanc, curl
 #   6. tests/e2e/interop.sh  `ct-triage analyze` outputs read by dsrdump/highdicom/Orthanc
 #   7. tests/e2e/browser.sh  wasm bundle build, wasm-bindgen-test (core conformance
-#      and API under wasm32), Playwright on headless Chromium, browser/native parity
+#      and API under wasm32), Playwright on headless Chromium, browser/native parity;
+#      then tests/e2e/typecheck.sh: tsc --noEmit over wasm/js/*.js and wasm/www/*.js
+#      (// @ts-check) against index.d.ts and the report types generated from Rust
+#      (wasm/js/report.d.ts)
 #   8. classifier training smoke: training/run.sh --smoke (dataset -> training ->
 #      export -> evaluation on a few LIDC nodules), then the pipeline loads the
 #      exported smoke model and analyses the sample with it
@@ -79,6 +82,10 @@ done_step
 
 step "browser (tests/e2e/browser.sh)"
 tests/e2e/browser.sh
+done_step
+
+step "TypeScript (tests/e2e/typecheck.sh: tsc --noEmit over the npm module, the page, the workers and the generated report types; after the browser suite, which builds wasm/pkg)"
+tests/e2e/typecheck.sh
 done_step
 
 step "classifier training smoke (training/run.sh --smoke)"

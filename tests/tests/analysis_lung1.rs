@@ -2,7 +2,8 @@
 //! model on `sample-dicom/lung1` finds the annotated nodule as the top finding,
 //! measures it within 2 mm of the truth file, reports at most 3 other findings,
 //! and the same input gives a byte-identical report (timings aside) — also when
-//! the files come in another order.
+//! the files come in another order; the report validates against the JSON
+//! Schema generated from the Rust types.
 
 use std::sync::OnceLock;
 
@@ -10,6 +11,7 @@ use ct_triage_core::classify::{ModelManifest, burn_net::BurnClassifier};
 use ct_triage_core::ingest::{self, IngestOptions, Severity};
 use ct_triage_core::pipeline::{self, AnalysisOptions};
 use ct_triage_core::progress::NoProgress;
+use ct_triage_core::report::schema as report_schema;
 use ct_triage_core::report::{FindingKind, LIMITS, Lobe, LungRads, Priority, Report};
 use ct_triage_core::risk::{BrockInputs, brock_probability};
 use ct_triage_tests::{inputs, lung1_dir, lung1_truth, read_dir, repo_root};
@@ -58,6 +60,20 @@ fn annotated_nodule_is_the_top_finding_and_measured_within_2mm() {
 
     let report = analyse(&read_dir(&lung1_dir()));
     assert!(!report.findings.is_empty(), "no findings");
+    // Issue 15: the report as written validates against the JSON Schema generated
+    // from the Rust types (docs/report.schema.json, crates/analysis/tests/schema.rs).
+    let validator = jsonschema::draft202012::new(&report_schema::json_schema())
+        .expect("the generated schema compiles");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "lung1 report vs schema:\n{}",
+        errors.join("\n")
+    );
     let top = &report.findings[0];
     let d = dist(top.center_lps_mm, truth_centre);
     assert!(

@@ -195,6 +195,18 @@ async fn every_endpoint_but_healthz_needs_a_token() {
     assert_eq!(st, StatusCode::OK);
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert!(doc["paths"]["/v1/jobs/{id}/report"].is_object());
+    // Issue 15: the served document carries the report schema generated from the
+    // Rust types, and the report answer refers to it.
+    let schema = ct_triage_core::report::schema::json_schema();
+    assert_eq!(
+        doc["components"]["schemas"]["Report"],
+        ct_triage_core::report::schema::openapi_component(&schema)
+    );
+    assert_eq!(
+        doc["paths"]["/v1/jobs/{id}/report"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/Report"
+    );
     assert_eq!(
         call(&s, get("/v1/jobs/nope", Some(TOKEN))).await.0,
         StatusCode::NOT_FOUND

@@ -1,3 +1,4 @@
+// @ts-check
 // ct-triage in the browser: a promise-based client over the Web Worker
 // (worker.js) that runs the wasm engine. Types: index.d.ts.
 
@@ -87,6 +88,13 @@ export class CtTriage {
     }
   }
 
+  /**
+   * Send one request to the worker; settles with its result or error.
+   * @param {string} type
+   * @param {object} body
+   * @param {Transferable[]} transfer
+   * @param {{ signal?: AbortSignal, onProgress?: (stage: string, fraction: number) => void }} [options]
+   */
   _request(type, body, transfer, { signal, onProgress } = {}) {
     if (signal?.aborted) return Promise.reject(abortError());
     const id = this._next++;

@@ -1,3 +1,4 @@
+// @ts-check
 // ct-triage Web Worker: runs the wasm module off the page's main thread.
 // Protocol (all messages carry the request `id`):
 //   in : {type: 'model', manifest, weights} | {type: 'scan'|'inspect'|'analyze', inputs, options, cancel}
@@ -41,7 +42,8 @@ async function toFileSet(inputs, onProgress) {
   const set = new wasm.FileSet();
   const read = async (item, i) => {
     if (typeof Blob !== 'undefined' && item instanceof Blob) {
-      return { name: item.webkitRelativePath || item.name || `file-${i}`, bytes: new Uint8Array(await item.arrayBuffer()) };
+      const file = /** @type {Blob & { name?: string, webkitRelativePath?: string }} */ (item); // a File, or a Blob given a name
+      return { name: file.webkitRelativePath || file.name || `file-${i}`, bytes: new Uint8Array(await item.arrayBuffer()) };
     }
     if (item && (item.data instanceof ArrayBuffer || ArrayBuffer.isView(item.data))) {
       const d = item.data;
@@ -60,6 +62,7 @@ async function toFileSet(inputs, onProgress) {
       if (isZip(bytes)) {
         const limits = archiveLimits();
         let members;
+        /** @type {{ name: string } | null} the first member over the limits (set in the filter) */
         let over = null;
         let total = 0;
         let count = 0;

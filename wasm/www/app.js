@@ -1,3 +1,4 @@
+// @ts-check
 // The page: intake (folder / zip / files, drag-and-drop), series picker,
 // progress per stage, viewer, findings, triage, downloads. Everything runs in
 // this tab: the engine is a Web Worker (pkg/), the model is fetched from this
@@ -10,7 +11,28 @@ import { t, setLang, initialLang, currentLang } from './i18n.js';
 const MODEL_MANIFEST = 'models/ctt-nodule-v1.json';
 const STAGES = ['read', 'ingest', 'resample', 'lungs', 'candidates', 'classify', 'measure', 'triage', 'report'];
 
+/** @param {string} id */
 const $ = (id) => document.getElementById(id);
+/** An `<input>` of the page by id. @param {string} id */
+const $input = (id) => /** @type {HTMLInputElement} */ ($(id));
+/**
+ * The elements matching `selector` (all of the page's are HTML elements).
+ * @param {string} selector
+ */
+const $all = (selector) => /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(selector));
+/**
+ * @typedef {import('./pkg/index.js').Analysis} Analysis
+ * @typedef {import('./pkg/index.js').Report} Report
+ * @typedef {import('./pkg/index.js').Finding} Finding
+ * @typedef {import('./pkg/index.js').Inventory} Inventory
+ * @typedef {import('./pkg/index.js').ModelId} ModelId
+ */
+
+/**
+ * @type {{ triage: CtTriage | null, modelId: ModelId | null, analysis: Analysis | null,
+ *   abort: AbortController | null, t0: number, inventory: Inventory | null,
+ *   selected: string | null, queued: File[] | null }}
+ */
 const state = {
   triage: null,
   modelId: null,
@@ -74,8 +96,9 @@ async function fetchOk(url) {
 function bindIntake() {
   for (const id of ['file-input', 'folder-input']) {
     $(id).addEventListener('change', (e) => {
-      const files = Array.from(e.target.files || []);
-      e.target.value = '';
+      const input = /** @type {HTMLInputElement} */ (e.target);
+      const files = Array.from(input.files || []);
+      input.value = '';
       if (files.length) intake(files);
     });
   }
@@ -174,7 +197,7 @@ function pickSeries(list, selected) {
   }
   show('picker', true);
   $('analyze-btn').onclick = () => {
-    const key = box.querySelector('input:checked')?.value;
+    const key = /** @type {HTMLInputElement | null} */ (box.querySelector('input:checked'))?.value;
     show('picker', false);
     startProgress();
     state.t0 = performance.now();
@@ -253,9 +276,9 @@ function startProgress() {
 function onProgress(stage, fraction) {
   const i = STAGES.indexOf(stage);
   if (i < 0) return;
-  for (const el of $('stages').children) {
+  for (const el of /** @type {HTMLCollectionOf<HTMLElement>} */ ($('stages').children)) {
     const j = STAGES.indexOf(el.dataset.stage);
-    const fill = el.firstChild.firstChild;
+    const fill = /** @type {HTMLElement} */ (el.firstChild.firstChild);
     if (j < i) { fill.style.width = '100%'; el.className = 'stage done'; }
     else if (j === i) { fill.style.width = `${Math.round(fraction * 100)}%`; el.className = `stage ${fraction >= 1 ? 'done' : 'active'}`; }
   }
@@ -268,6 +291,7 @@ $('cancel-btn')?.addEventListener('click', () => state.abort?.abort());
 
 let viewer;
 
+/** @param {Analysis} a */
 async function showResult(a) {
   show('progress', false);
   show('workspace', true);
@@ -276,10 +300,11 @@ async function showResult(a) {
   renderFindings(a.report);
   renderKeyImages(a);
   await viewer.load(a);
-  $('slice-range').max = String(viewer.sliceCount - 1);
+  $input('slice-range').max = String(viewer.sliceCount - 1);
   if (a.report.findings.length) selectFinding(0, false);
 }
 
+/** @param {Report} r */
 function renderTriage(r) {
   const p = r.exam.triage_priority;
   $('triage-priority').textContent = p;
@@ -321,6 +346,7 @@ function renderTriage(r) {
   renderLimits(r);
 }
 
+/** @param {Report} r */
 function renderLimits(r) {
   const ul = $('limits');
   ul.replaceChildren();
@@ -341,6 +367,7 @@ function imageCell(f) {
   return `${n(f.series_number)}/${n(f.image_number)}`;
 }
 
+/** @param {Report} r */
 function renderFindings(r) {
   const body = $('finding-rows');
   body.replaceChildren();
@@ -391,6 +418,7 @@ function renderFindings(r) {
 }
 
 /** The selected finding in full: image, size, category with reason and management, calcification, Brock, AI. */
+/** @param {Finding | undefined} f */
 function renderDetail(f) {
   const dl = $('finding-detail');
   dl.replaceChildren();
@@ -430,13 +458,14 @@ function renderDetail(f) {
 }
 
 function selectFinding(i, focus) {
-  for (const tr of $('finding-rows').children) tr.classList.toggle('sel', tr.dataset.index === String(i));
+  for (const tr of /** @type {HTMLCollectionOf<HTMLElement>} */ ($('finding-rows').children)) tr.classList.toggle('sel', tr.dataset.index === String(i));
   renderDetail(state.analysis?.report.findings[i]);
   state.selected = i;
   viewer.select(i);
   if (focus) $('view').focus();
 }
 
+/** @param {Analysis} a */
 function renderKeyImages(a) {
   const box = $('key-images');
   box.replaceChildren();
@@ -478,17 +507,17 @@ function reportName(ext) {
 // ---------------------------------------------------------------- viewer bar
 
 function bindViewer() {
-  viewer = new Viewer($('view'), {
+  viewer = new Viewer(/** @type {HTMLCanvasElement} */ ($('view')), {
     onSlice: (z) => {
-      $('slice-range').value = String(z);
+      $input('slice-range').value = String(z);
       $('slice-label').textContent = t('slice', { n: z + 1, total: viewer.sliceCount });
       corners();
     },
   });
-  $('slice-range').addEventListener('input', (e) => viewer.show(Number(e.target.value)));
-  for (const b of document.querySelectorAll('[data-window]')) {
+  $input('slice-range').addEventListener('input', () => viewer.show(Number($input('slice-range').value)));
+  for (const b of $all('[data-window]')) {
     b.addEventListener('click', () => {
-      for (const o of document.querySelectorAll('[data-window]')) o.classList.toggle('on', o === b);
+      for (const o of $all('[data-window]')) o.classList.toggle('on', o === b);
       viewer.setWindow(b.dataset.window);
       corners();
     });
@@ -496,8 +525,8 @@ function bindViewer() {
   $('zoom-in').addEventListener('click', () => viewer.setZoom(viewer.zoom * 1.25));
   $('zoom-out').addEventListener('click', () => viewer.setZoom(viewer.zoom / 1.25));
   $('zoom-reset').addEventListener('click', () => { viewer.pan = [0, 0]; viewer.setZoom(1); });
-  $('view').addEventListener('zoomchange', (e) => { $('zoom-reset').textContent = `${Math.round(e.detail * 100)}%`; });
-  $('show-overlay').addEventListener('change', (e) => { viewer.overlay = e.target.checked; viewer.draw(); });
+  $('view').addEventListener('zoomchange', (e) => { $('zoom-reset').textContent = `${Math.round(/** @type {CustomEvent<number>} */ (e).detail * 100)}%`; });
+  $('show-overlay').addEventListener('change', () => { viewer.overlay = $input('show-overlay').checked; viewer.draw(); });
   $('dl-report').addEventListener('click', () => state.analysis && download(state.analysis.reportBlob(), reportName('json')));
   $('dl-keys').addEventListener('click', () => {
     const a = state.analysis;
@@ -509,9 +538,10 @@ function bindViewer() {
     if (!a) return;
     try {
       const objs = await a.dicomExport({ keyImages: false });
-      for (const o of objs) download(new Blob([o.bytes], { type: 'application/dicom' }), `${reportName('').slice(0, -1)}-${o.file}`);
+      // The worker transfers ArrayBuffer-backed arrays (never shared memory).
+      for (const o of objs) download(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (o.bytes)], { type: 'application/dicom' }), `${reportName('').slice(0, -1)}-${o.file}`);
     } catch (e) {
-      $('dl-sr').disabled = true;
+      /** @type {HTMLButtonElement} */ ($('dl-sr')).disabled = true;
       $('dl-sr').title = `${t('dlSrSoon')}: ${e.message}`;
     }
   });
@@ -522,7 +552,7 @@ function corners() {
   const a = state.analysis;
   if (!a) return;
   const r = a.report;
-  const w = document.querySelector('[data-window].on')?.dataset.window || 'lung';
+  const w = /** @type {HTMLElement | null} */ (document.querySelector('[data-window].on'))?.dataset.window || 'lung';
   $('corner-tl').textContent = [r.input.patient_id, r.input.study_date].filter(Boolean).join('\n');
   $('corner-tr').textContent = [r.input.manufacturer, r.input.convolution_kernel].filter(Boolean).join('\n');
   $('corner-bl').textContent = `${t(`w${w[0].toUpperCase()}${w.slice(1)}`)}\n${r.input.spacing_mm.map((v) => v.toFixed(2)).join(' × ')} mm`;
@@ -533,7 +563,7 @@ function corners() {
 // ---------------------------------------------------------------- language
 
 function bindLang() {
-  for (const b of document.querySelectorAll('[data-lang]')) {
+  for (const b of $all('[data-lang]')) {
     b.addEventListener('click', () => {
       setLang(b.dataset.lang);
       renderEngineLine();

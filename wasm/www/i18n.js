@@ -1,3 +1,4 @@
+// @ts-check
 // English and Simplified Chinese strings of the page.
 
 export const STRINGS = {
@@ -205,8 +206,8 @@ export function t(key, vars = {}) {
 export function setLang(l) {
   lang = STRINGS[l] ? l : 'en';
   document.documentElement.lang = lang === 'zh' ? 'zh-Hans' : 'en';
-  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const b of document.querySelectorAll('[data-lang]')) b.classList.toggle('on', b.dataset.lang === lang);
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n]'))) el.textContent = t(el.dataset.i18n);
+  for (const b of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-lang]'))) b.classList.toggle('on', b.dataset.lang === lang);
   try { localStorage.setItem('ct-triage-lang', lang); } catch { /* private mode */ }
 }
 

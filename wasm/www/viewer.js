@@ -1,3 +1,4 @@
+// @ts-check
 // Slice viewer: canvas with window presets, zoom/pan, slice scrolling and
 // finding overlays (segmentation outline, long/short axes, label).
 
@@ -9,6 +10,10 @@ const SHORT_AXIS = '#00c8ff';
 const CACHE = 96;
 
 export class Viewer {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {{ onSlice?: (z: number) => void }} [options]
+   */
   constructor(canvas, { onSlice } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');

@@ -38,7 +38,7 @@ pub const MINOR_FISSURE_BELOW_CARINA_MM: f64 = 25.0;
 const LUMEN_HU: i16 = -900;
 
 /// Lobe of a finding (approximated).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Lobe {
     /// Right upper lobe.

@@ -36,7 +36,7 @@ use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
 /// Calcification pattern of a nodule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CalcificationPattern {
     /// No calcified voxels.
@@ -112,7 +112,7 @@ impl Default for CalcificationOptions {
 }
 
 /// The calcification of one nodule: pattern and the figures that decided it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Calcification {
     /// The pattern.
     pub pattern: CalcificationPattern,

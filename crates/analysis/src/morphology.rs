@@ -25,7 +25,7 @@ use ndarray::{Array3, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// Axial shape of a nodule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// Oval or round, smooth.
@@ -66,7 +66,7 @@ impl Default for MorphologyOptions {
 }
 
 /// Margin and shape figures of one nodule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Morphology {
     /// Shape class.
     pub shape: Shape,

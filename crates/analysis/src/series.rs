@@ -13,7 +13,7 @@ use crate::volume::Volume;
 pub const PADDING_HU: i16 = -1024;
 
 /// How serious a warning is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth knowing; the result is not affected.
@@ -23,7 +23,7 @@ pub enum Severity {
 }
 
 /// Something a reader of the result should know about the input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Warning {
     /// Stable machine-readable code (`gantry_tilt`, `uneven_spacing`, …).
     pub code: String,

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 /// Identity of a loaded model, recorded in every report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelId {
     /// Model name from the manifest.
     pub name: String,

@@ -9,6 +9,7 @@
 //! same input gives a byte-identical report.
 
 pub mod key_images;
+pub mod schema;
 
 use std::collections::BTreeMap;
 
@@ -57,7 +58,19 @@ pub const LIMITS: &[&str] = &[
 ];
 
 /// Lung-RADS v2022 category.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum LungRads {
     /// 0 — incomplete: part or all of the lungs cannot be evaluated (exam level only).
     #[serde(rename = "0")]
@@ -98,7 +111,7 @@ impl LungRads {
 }
 
 /// Nodule type by attenuation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoduleType {
     /// Solid soft tissue attenuation.
@@ -124,7 +137,7 @@ impl NoduleType {
 }
 
 /// Nodule (≤ 30 mm) or mass (> 30 mm).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// A nodule: mean diameter ≤ 30 mm.
@@ -134,7 +147,7 @@ pub enum FindingKind {
 }
 
 /// Which lung.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// Patient's right lung.
@@ -144,7 +157,7 @@ pub enum Side {
 }
 
 /// Cranio-caudal zone: thirds of the lung height *covered by the scan* (not a lobe).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Zone {
     /// Upper third.
@@ -156,7 +169,7 @@ pub enum Zone {
 }
 
 /// Where a finding is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Location {
     /// Right or left lung.
     pub side: Side,
@@ -180,7 +193,19 @@ fn unknown_lobe() -> Lobe {
 }
 
 /// Worklist priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Read first.
@@ -206,7 +231,7 @@ impl Priority {
 }
 
 /// One measured, classified finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// 1-based rank by suspicion.
     pub id: u32,
@@ -290,7 +315,7 @@ pub struct Finding {
 }
 
 /// The model's type outputs for one finding (softmax probabilities).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TypeScores {
     /// Solid.
     pub solid: f64,
@@ -305,7 +330,7 @@ pub struct TypeScores {
 }
 
 /// The Brock inputs of one finding that come from the image, and their sources.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BrockDetail {
     /// Nodule size used: the long axis (the PanCan model's "nodule size" is the
     /// longest diameter, McWilliams et al. 2013), mm.
@@ -325,7 +350,7 @@ pub struct BrockDetail {
 }
 
 /// Patient data used by risk models, and where each value came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PatientContext {
     /// Age in years.
     pub age_years: f64,
@@ -344,7 +369,7 @@ pub struct PatientContext {
 }
 
 /// What was analysed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InputSummary {
     /// Study Instance UID.
     pub study_instance_uid: String,
@@ -379,7 +404,7 @@ pub struct InputSummary {
 }
 
 /// The lungs as segmented.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LungSummary {
     /// Right lung volume, mL.
     pub right_ml: f64,
@@ -394,7 +419,7 @@ pub struct LungSummary {
 }
 
 /// Exam-level result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Exam {
     /// Exam Lung-RADS: the highest nodule category (1 without nodules), or 0
     /// when part or all of the lungs could not be evaluated. Always present
@@ -434,7 +459,7 @@ pub struct Exam {
 }
 
 /// A key image written for a finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyImageRef {
     /// Finding id.
     pub finding_id: u32,
@@ -449,7 +474,7 @@ pub struct KeyImageRef {
 }
 
 /// What the candidate stage found and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CandidateSummary {
     /// Candidates passed to the classifier (all channels, after the budgets).
     pub detected: usize,
@@ -466,11 +491,12 @@ pub struct CandidateSummary {
     /// kept or dropped — only when asked for (`AnalysisOptions::explain`,
     /// `ct-triage analyze --explain`), absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<CandidateRecord>")]
     pub items: Option<Vec<CandidateRecord>>,
 }
 
 /// What became of one candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CandidateDecision {
     /// Reported as a finding (`finding_id`).
@@ -491,7 +517,7 @@ pub enum CandidateDecision {
 }
 
 /// One candidate in the explain list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CandidateRecord {
     /// Detection channel.
     pub channel: Channel,
@@ -515,11 +541,12 @@ pub struct CandidateRecord {
     pub reason: String,
     /// What the measure stage found there, when it segmented something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "CandidateMeasure")]
     pub measured: Option<CandidateMeasure>,
 }
 
 /// The measure stage's result for a candidate (explain list).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CandidateMeasure {
     /// Mean diameter, mm.
     pub diameter_mm: f64,
@@ -531,7 +558,7 @@ pub struct CandidateMeasure {
 }
 
 /// Software identification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Generator {
     /// `ct-triage`.
     pub name: String,
@@ -540,7 +567,7 @@ pub struct Generator {
 }
 
 /// The analysis report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// [`REPORT_SCHEMA`].
     pub schema: String,
