@@ -186,12 +186,26 @@ check "STOW-RS wrong media type → 415" test "$(code -H "Authorization: Bearer 
 # ---------------------------------------------------------------- load: 50 concurrent uploads, kill -9, restart
 python3 "$HELP" slab "$LUNG1" 20 "$WORK/small"
 python3 "$HELP" zip "$WORK/small.zip" "$WORK/small"/*.dcm
-upload() { curl -fsS -H "Authorization: Bearer $TOKEN" -X POST -F "file=@$WORK/small.zip" "$BASE/v1/studies" | python3 "$HELP" json 'd["job_id"]'; }
+# Each upload writes its response to a file of its own (one writer per file):
+# 50 writers sharing one output file once put two job ids on one line.
+mkdir -p "$WORK/load"
+upload() {
+    curl -sS -o "$WORK/load/$1.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        -X POST -F "file=@$WORK/small.zip" "$BASE/v1/studies" >"$WORK/load/$1.code"
+}
 export -f upload
-export HELP TOKEN BASE WORK
+export TOKEN BASE WORK
 LOAD_T0=$(date +%s.%N)
-seq 50 | xargs -P 50 -I{} bash -c upload >"$WORK/load.ids"
+seq 50 | xargs -P 50 -I{} bash -c 'upload "$1"' _ {} || true
 LOAD_T1=$(date +%s.%N)
+for i in $(seq 50); do
+    code=$(cat "$WORK/load/$i.code" 2>/dev/null || echo none)
+    if [ "$code" = 202 ] || [ "$code" = 200 ]; then
+        json 'd["job_id"]' <"$WORK/load/$i.json"
+    else
+        echo "     upload $i: HTTP $code $(head -c 200 "$WORK/load/$i.json" 2>/dev/null)" >&2
+    fi
+done >"$WORK/load.ids"
 check "50 concurrent uploads accepted with 50 distinct job ids" test "$(sort -u "$WORK/load.ids" | grep -c .)" = 50
 echo "     (50 uploads accepted in $(python3 -c "print(round($LOAD_T1-$LOAD_T0,2))") s)"
 kill -9 "$SERVER"
