@@ -550,7 +550,6 @@ pub fn deidentify(
     o: &DeidOptions,
     mapper: &mut UidMapper,
 ) -> Result<DeidRecord> {
-    let shift = date_shift(o, mapper);
     let mut warnings = Vec::new();
     if build::string(f, tags::BURNED_IN_ANNOTATION).is_some_and(|v| v != "NO")
         || (f.get(tags::PIXEL_DATA).is_some()
@@ -563,14 +562,8 @@ pub fn deidentify(
                 .to_string(),
         );
     }
-    let mut ctx = Ctx {
-        o,
-        enabled: o.enabled(),
-        mapper,
-        shift,
-        identifiers: identifiers(f),
-        actions: Vec::new(),
-    };
+    let ids = identifiers(f);
+    let mut ctx = Ctx::new(o, mapper, ids);
     let obj: &mut InMemDicomObject = f;
     process(obj, "", Mode::Normal, &mut ctx);
 
@@ -589,7 +582,6 @@ pub fn deidentify(
         method.push(c.meaning.chars().take(64).collect());
         code_items.push(build::code_item(&c));
     }
-    let method_codes = method_codes(&ctx.enabled);
     put_strs(obj, tags::DEIDENTIFICATION_METHOD, VR::LO, &method);
     put_seq(obj, tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE, code_items);
     let temporal = match o.dates {
@@ -620,22 +612,7 @@ pub fn deidentify(
         m.private_information = None;
     });
 
-    let mut counts = BTreeMap::new();
-    for a in &ctx.actions {
-        *counts.entry(a.action.clone()).or_insert(0) += 1;
-    }
-    Ok(DeidRecord {
-        file: None,
-        profile: PROFILE_NAME.into(),
-        table_edition: TABLE_EDITION.into(),
-        options: ctx.enabled.clone(),
-        method_codes,
-        date_shift_days: shift,
-        sop_instance_uid: sop,
-        actions: ctx.actions,
-        counts,
-        warnings,
-    })
+    Ok(ctx.into_record(sop, warnings))
 }
 
 fn code_text(c: &Code) -> String {
@@ -674,16 +651,31 @@ fn pseudonym(o: &DeidOptions, mapper: &UidMapper, original: &str) -> String {
     })
 }
 
+/// State of one de-identification run over an object ([`deidentify`]) or a
+/// report ([`deidentify_report`]).
 struct Ctx<'a> {
     o: &'a DeidOptions,
     enabled: Vec<ProfileOption>,
     mapper: &'a mut UidMapper,
     shift: Option<i32>,
+    /// Words of the patient ID and accession number, scrubbed from free text.
     identifiers: Vec<String>,
     actions: Vec<AppliedAction>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(o: &'a DeidOptions, mapper: &'a mut UidMapper, identifiers: Vec<String>) -> Self {
+        let shift = date_shift(o, mapper);
+        Ctx {
+            o,
+            enabled: o.enabled(),
+            mapper,
+            shift,
+            identifiers,
+            actions: Vec::new(),
+        }
+    }
+
     fn record(&mut self, path: &str, name: &str, action: &str, rule: &str) {
         self.actions.push(AppliedAction {
             path: path.to_string(),
@@ -691,6 +683,27 @@ impl Ctx<'_> {
             action: action.to_string(),
             rule: rule.to_string(),
         });
+    }
+
+    /// What was done, for the object or report with this SOP Instance UID
+    /// (empty for a report).
+    fn into_record(self, sop_instance_uid: String, warnings: Vec<String>) -> DeidRecord {
+        let mut counts = BTreeMap::new();
+        for a in &self.actions {
+            *counts.entry(a.action.clone()).or_insert(0) += 1;
+        }
+        DeidRecord {
+            file: None,
+            profile: PROFILE_NAME.into(),
+            table_edition: TABLE_EDITION.into(),
+            method_codes: method_codes(&self.enabled),
+            options: self.enabled,
+            date_shift_days: self.shift,
+            sop_instance_uid,
+            actions: self.actions,
+            counts,
+            warnings,
+        }
     }
 }
 
@@ -1076,22 +1089,13 @@ pub fn deidentify_report(
     o: &DeidOptions,
     mapper: &mut UidMapper,
 ) -> (Report, DeidRecord) {
-    let enabled = o.enabled();
-    let shift = date_shift(o, mapper);
     let ids = identifier_words(
         [&report.input.patient_id, &report.input.accession_number]
             .into_iter()
             .flatten()
             .cloned(),
     );
-    let mut c = ReportCtx {
-        o,
-        enabled,
-        mapper,
-        shift,
-        ids,
-        actions: Vec::new(),
-    };
+    let mut c = Ctx::new(o, mapper, ids);
     let mut r = report.clone();
 
     let i = &mut r.input;
@@ -1198,45 +1202,12 @@ pub fn deidentify_report(
         ),
     ));
 
-    let mut counts = BTreeMap::new();
-    for a in &c.actions {
-        *counts.entry(a.action.clone()).or_insert(0) += 1;
-    }
-    let record = DeidRecord {
-        file: None,
-        profile: PROFILE_NAME.into(),
-        table_edition: TABLE_EDITION.into(),
-        method_codes: method_codes(&c.enabled),
-        options: c.enabled,
-        date_shift_days: shift,
-        sop_instance_uid: String::new(),
-        actions: c.actions,
-        counts,
-        warnings,
-    };
+    let record = c.into_record(String::new(), warnings);
     (r, record)
 }
 
-/// State of [`deidentify_report`].
-struct ReportCtx<'a> {
-    o: &'a DeidOptions,
-    enabled: Vec<ProfileOption>,
-    mapper: &'a mut UidMapper,
-    shift: Option<i32>,
-    ids: Vec<String>,
-    actions: Vec<AppliedAction>,
-}
-
-impl ReportCtx<'_> {
-    fn record(&mut self, path: &str, name: &str, action: &str, rule: &str) {
-        self.actions.push(AppliedAction {
-            path: path.to_string(),
-            name: name.to_string(),
-            action: action.to_string(),
-            rule: rule.to_string(),
-        });
-    }
-
+/// The report's fields, treated as the attributes they come from.
+impl Ctx<'_> {
     /// The action of the attribute `t` under the options (`K` when not in
     /// the table), with the alternatives resolved as [`deidentify`] does,
     /// the rule as recorded and the attribute name.
@@ -1296,7 +1267,7 @@ impl ReportCtx<'_> {
                 None => return,
             },
             Action::C => {
-                *v = Some(scrub(&val, &self.ids));
+                *v = Some(scrub(&val, &self.identifiers));
                 "C"
             }
             _ => return,
@@ -1306,7 +1277,7 @@ impl ReportCtx<'_> {
 
     /// Generated text: identifying values scrubbed, UIDs mapped.
     fn free_text(&mut self, v: &mut String, path: &str) {
-        let mut t = scrub(v, &self.ids);
+        let mut t = scrub(v, &self.identifiers);
         if !self.o.retain_uids {
             t = map_uids_in_text(&t, self.mapper);
         }
