@@ -14,7 +14,7 @@ use ct_triage_core::measure::FindingMask;
 use ct_triage_core::pipeline::Analysis;
 use ct_triage_core::report::dicom::{
     self, ContentDateTime, DatePolicy, DeidOptions, ExportOptions, ObjectKind, SegOptions,
-    SrOptions, UidMapper, codes, deid, sc, seg, sr,
+    SeriesOptions, SrOptions, UidMapper, codes, deid, sc, seg, sr,
 };
 use ct_triage_core::report::key_images;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
@@ -829,4 +829,58 @@ fn character_set_follows_the_text() {
             .map(|e| e.to_str().unwrap().trim().to_string());
         assert_eq!(cs.as_deref(), charset, "{name}");
     }
+}
+
+#[test]
+fn the_result_bundle_is_the_export_plus_the_report_and_deidentifies_both_with_one_key() {
+    use dicom::{BundleOptions, DEID_FILE, REPORT_FILE};
+    let a = fixture();
+    let export = ExportOptions::new().content(when());
+
+    // As analysed: the objects are `export`'s, the report is the analysis' own, last.
+    let plain = dicom::bundle(a, &BundleOptions::new().export(export.clone())).unwrap();
+    assert!(!plain.is_deidentified() && plain.dicom_error.is_none());
+    assert_eq!(plain.objects, dicom::export(a, &export).unwrap());
+    let files = plain.files();
+    assert_eq!(files.last().unwrap().name, REPORT_FILE);
+    assert_eq!(
+        &files.last().unwrap().bytes[..],
+        a.report.to_json().as_bytes()
+    );
+    assert_eq!(
+        files.iter().filter(|f| f.name.ends_with(".png")).count(),
+        a.key_images.len()
+    );
+    assert!(files.iter().all(|f| f.name != DEID_FILE));
+
+    // De-identified: the same as `export_deidentified` + `deidentify_report`
+    // with one mapper, and a log naming every file.
+    let d = DeidOptions::default();
+    let key = b"a bundle key of 24 bytes";
+    let b = dicom::bundle(
+        a,
+        &BundleOptions::new()
+            .export(export.clone())
+            .deidentify(d.clone(), key),
+    )
+    .unwrap();
+    let mut m = UidMapper::new(key);
+    let (objs, _) = dicom::export_deidentified(a, &export, &d, &mut m).unwrap();
+    let (report, _) = dicom::deidentify_report(&a.report, &d, &mut m);
+    assert_eq!(b.objects, objs);
+    assert_eq!(b.report, report);
+    assert_ne!(b.report.input.patient_id, a.report.input.patient_id);
+    let files = b.files();
+    assert_eq!(files.last().map(|f| f.name), Some(REPORT_FILE));
+    assert!(files.iter().any(|f| f.name == DEID_FILE));
+    let log = b.deidentification.as_ref().unwrap();
+    assert_eq!(log.files.len(), 1 + objs.len(), "report + every object");
+    assert_eq!(log.files[0].file.as_deref(), Some(REPORT_FILE));
+
+    // A short key is refused with a typed error, nothing half-written.
+    let e = dicom::bundle(a, &BundleOptions::new().deidentify(d, b"short")).unwrap_err();
+    assert!(
+        matches!(e, ct_triage_core::Error::InvalidArgument(_)),
+        "{e}"
+    );
 }

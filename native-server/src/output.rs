@@ -22,17 +22,10 @@ use std::path::{Path, PathBuf};
 
 use ct_triage_core::pipeline::Analysis;
 use ct_triage_core::report::Report;
-use ct_triage_core::report::dicom::{
-    self, DeidOptions, DeidentificationLog, ExportOptions, UidMapper, deidentify_report,
-};
+use ct_triage_core::report::dicom::{self, BundleOptions, DeidOptions};
+pub use ct_triage_core::report::dicom::{DEID_FILE, REPORT_FILE};
 
 use crate::error::{NativeError, Result};
-
-/// File name of the report in a result folder.
-pub const REPORT_FILE: &str = "report.json";
-
-/// File name of the de-identification log in a de-identified result folder.
-pub const DEID_FILE: &str = "deidentification.json";
 
 /// The secret key of de-identification: the salt of core's UID mapping, from
 /// which replacement UIDs, Patient ID pseudonyms and the date shift are
@@ -89,10 +82,11 @@ impl DeidKey {
         }
         let bytes = fs::read(path).map_err(|e| NativeError::io(path, e))?;
         let key = bytes.trim_ascii();
-        if key.len() < 16 {
+        if key.len() < dicom::MIN_KEY_BYTES {
             return Err(NativeError::Config(format!(
-                "de-identification key {}: at least 16 bytes required, found {}",
+                "de-identification key {}: at least {} bytes required, found {}",
                 path.display(),
+                dicom::MIN_KEY_BYTES,
                 key.len()
             )));
         }
@@ -154,82 +148,37 @@ fn safe_relative(name: &str) -> Option<&Path> {
 pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> Result<Written> {
     crate::private_fs::create_dir(dir)?;
     let mut written = Written::default();
-
-    // Key images.
-    for k in &analysis.key_images {
-        let rel = safe_relative(&k.file)
-            .ok_or_else(|| NativeError::Output(format!("unsafe key image name {:?}", k.file)))?;
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            crate::private_fs::create_dir(parent)?;
-        }
-        write_synced(&path, &k.png)?;
-        written.key_images.push(path);
+    // Core's result bundle: the report, the key images and the DICOM objects
+    // (SR, SEG when there is a finding, SC, KOS; content time = now),
+    // de-identified with one key when asked (same UIDs, pseudonym and date
+    // shift in all; `deidentification.json` lists what was done to each
+    // file). A series that cannot be expressed as DICOM objects (e.g. no
+    // Frame of Reference) still gets its report: the failure is logged.
+    let mut bo = BundleOptions::new();
+    if let Some(key) = &opts.deidentify {
+        bo = bo.deidentify(DeidOptions::default(), &key.0);
     }
-
-    // ---- DICOM objects (issue 6; maintained with crates/dicom/src/export) ----
-    // report.sr.dcm (TID 1500 SR), findings.seg.dcm (SEG, when there is a
-    // finding) and key-images/finding-N.sc.dcm (Secondary Capture), content
-    // time = now. They are listed in `written.dicom` by `dicom_objects` below.
-    // A series that cannot be expressed as DICOM objects (e.g. no Frame of
-    // Reference) still gets its report: the failure is logged, not fatal.
-    // With de-identification, core de-identifies the objects and the report
-    // with one key (same UIDs, pseudonym and date shift in both) and
-    // `deidentification.json` lists what was done to each file.
-    let not_written = |e: ct_triage_core::Error| {
+    let b = dicom::bundle(analysis, &bo).map_err(ct_triage_core::Error::from)?;
+    if let Some(e) = &b.dicom_error {
         tracing::warn!(error = %e, "DICOM objects not written");
-    };
-    let (objects, deidentified) = match &opts.deidentify {
-        None => (
-            dicom::export(analysis, &ExportOptions::default()).unwrap_or_else(|e| {
-                not_written(e);
-                Vec::new()
-            }),
-            None,
-        ),
-        Some(key) => {
-            let d = DeidOptions::default();
-            let mut mapper = UidMapper::new(&key.0);
-            let (objects, mut records) =
-                dicom::export_deidentified(analysis, &ExportOptions::default(), &d, &mut mapper)
-                    .unwrap_or_else(|e| {
-                        not_written(e);
-                        (Vec::new(), Vec::new())
-                    });
-            let (report, mut record) = deidentify_report(&analysis.report, &d, &mut mapper);
-            record.file = Some(REPORT_FILE.to_string());
-            records.insert(0, record);
-            (
-                objects,
-                Some((report, DeidentificationLog::new(&d, records))),
-            )
-        }
-    };
-    for o in &objects {
-        let rel = safe_relative(&o.file)
-            .ok_or_else(|| NativeError::Output(format!("unsafe DICOM name {:?}", o.file)))?;
+    }
+    // In the bundle's order: the report last, so a folder with a report is complete.
+    for f in b.files() {
+        let rel = safe_relative(f.name)
+            .ok_or_else(|| NativeError::Output(format!("unsafe file name {:?}", f.name)))?;
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             crate::private_fs::create_dir(parent)?;
         }
-        write_synced(&path, &o.bytes)?;
+        write_synced(&path, &f.bytes)?;
+        match f.name {
+            REPORT_FILE => written.report = path,
+            DEID_FILE => written.deidentification = Some(path),
+            n if n.ends_with(".png") => written.key_images.push(path),
+            _ => {}
+        }
     }
-    // ---- end DICOM objects ----
-
-    // The report last, so a folder with a report is complete.
-    if let Some((_, log)) = &deidentified {
-        let path = dir.join(DEID_FILE);
-        write_synced(&path, log.to_json().as_bytes())?;
-        written.deidentification = Some(path);
-    }
-    let report = dir.join(REPORT_FILE);
-    let json = match &deidentified {
-        Some((r, _)) => r.to_json(),
-        None => analysis.report.to_json(),
-    };
-    write_synced(&report, json.as_bytes())?;
-    written.report = report;
-    written.deidentified_report = deidentified.map(|(r, _)| r);
+    written.deidentified_report = b.is_deidentified().then_some(b.report);
     written.dicom.extend(dicom_objects(dir)?);
     Ok(written)
 }

@@ -20,6 +20,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use super::build::{self, Obj, put_is, put_seq, put_str};
 use super::codes;
+use super::header::{SeriesHeader, series_options};
 use super::sc::{self, Panel, ScOptions};
 use super::sr::{
     CONTAINS, HAS_CONCEPT_MOD, HAS_OBS_CONTEXT, code, device_uid, image, put_template, series_ref,
@@ -33,33 +34,36 @@ use ct_triage_analysis::report::key_images::image_caption;
 /// Key Object Selection Document Storage.
 pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.88.59";
 
-/// Options of the KOS writer. Every field has a documented default.
+/// Options of the KOS writer: the series header only (default Series Number
+/// 9004, Series Description "ct-triage key objects"); its builder methods
+/// come from [`SeriesOptions`](super::SeriesOptions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KosOptions {
-    /// Content date/time. Default `None`: the current UTC time.
-    pub content: Option<ContentDateTime>,
-    /// Series Number. Default 9004.
-    pub series_number: i64,
-    /// Series Description. Default "ct-triage key objects".
-    pub series_description: String,
-    /// Manufacturer. Default "ct-triage".
-    pub manufacturer: String,
+    /// Series header.
+    pub header: SeriesHeader,
 }
 
 impl Default for KosOptions {
     fn default() -> Self {
         KosOptions {
-            content: None,
-            series_number: 9004,
-            series_description: "ct-triage key objects".into(),
-            manufacturer: "ct-triage".into(),
+            header: SeriesHeader::new(9004, "ct-triage key objects"),
         }
     }
 }
 
-/// Series and SOP Instance UID of the KOS.
-pub fn uids(a: &Analysis, when: &ContentDateTime) -> (String, String) {
-    object_uids(a, "kos", None, None, when)
+series_options!(KosOptions);
+
+impl KosOptions {
+    /// Defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Series and SOP Instance UID of the KOS (the Series Instance UID of the
+/// options when set).
+pub fn uids(a: &Analysis, o: &KosOptions, when: &ContentDateTime) -> (String, String) {
+    object_uids(a, "kos", o.header.series_instance_uid.as_ref(), None, when)
 }
 
 /// The KOS referencing each finding's source slice and its key images written
@@ -77,31 +81,23 @@ pub fn key_object_selection(
     if r.findings.is_empty() {
         return Ok(None);
     }
-    let when = o.content.clone().unwrap_or_else(ContentDateTime::now_utc);
-    let sc_when = sc_opts.content.clone().unwrap_or_else(|| when.clone());
-    let (series_uid, sop_uid) = uids(a, &when);
+    let when = o.header.when();
+    let sc_when = sc_opts.header.when_or(&when);
+    let (series_uid, sop_uid) = uids(a, o, &when);
     let meta = &a.series.meta;
 
     let mut ds = Obj::new_empty();
     build::put_sop_common(&mut ds, SOP_CLASS_UID, &sop_uid, &when);
     build::put_patient_study(&mut ds, meta);
     // Key Object Document Series.
-    put_str(&mut ds, tags::MODALITY, VR::CS, "KO");
-    put_str(&mut ds, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_is(&mut ds, tags::SERIES_NUMBER, o.series_number);
-    put_str(
-        &mut ds,
-        tags::SERIES_DESCRIPTION,
-        VR::LO,
-        &o.series_description,
-    );
+    o.header.put_series(&mut ds, "KO", &series_uid);
     put_seq(
         &mut ds,
         tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
         vec![],
     );
     // General Equipment.
-    put_str(&mut ds, tags::MANUFACTURER, VR::LO, &o.manufacturer);
+    put_str(&mut ds, tags::MANUFACTURER, VR::LO, &o.header.manufacturer);
     // Key Object Document.
     put_is(&mut ds, tags::INSTANCE_NUMBER, 1);
     put_str(&mut ds, tags::CONTENT_DATE, VR::DA, when.date());

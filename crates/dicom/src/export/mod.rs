@@ -18,7 +18,10 @@
 //! the KOS referencing the key images;
 //! [`export_deidentified`] also runs them through [`deid::deidentify`], and
 //! [`deid::deidentify_report`] gives the matching de-identified report (same
-//! options and salt: same UIDs, pseudonym and date shift as the objects).
+//! options and salt: same UIDs, pseudonym and date shift as the objects);
+//! [`bundle`] gives every file of a result folder (report, key images,
+//! objects, de-identification log) in memory, de-identified when asked —
+//! what the CLI, the server and the browser write.
 //!
 //! ```no_run
 //! # fn analysis() -> ct_triage_analysis::report::Analysis { unimplemented!() }
@@ -32,7 +35,9 @@
 //! ```
 
 pub(crate) mod build;
+pub mod bundle;
 pub mod codes;
+pub mod header;
 /// De-identification (PS3.15 Annex E), at its old path `report::dicom::deid`.
 pub use crate::deid;
 pub mod kos;
@@ -43,10 +48,14 @@ pub mod uid;
 
 use serde::{Deserialize, Serialize};
 
+pub use bundle::{
+    BundleFile, BundleOptions, DEID_FILE, MIN_KEY_BYTES, REPORT_FILE, ResultBundle, bundle,
+};
 pub use deid::{
     DatePolicy, DeidOptions, DeidRecord, DeidentificationLog, deidentify, deidentify_bytes,
     deidentify_report,
 };
+pub use header::{SeriesHeader, SeriesOptions};
 pub use sc::{ScOptions, key_image_objects};
 pub use seg::{SegOptions, segmentation};
 pub use sr::{SegmentationRef, SrOptions, measurement_report};
@@ -293,13 +302,12 @@ fn objects(
     let when = o.content.clone().unwrap_or_else(ContentDateTime::now_utc);
     let mut out = Vec::new();
     let mut sr_opts = o.sr.clone();
-    sr_opts.content = Some(sr_opts.content.unwrap_or_else(|| when.clone()));
+    sr_opts.header.default_content(&when);
     if o.segmentation {
         let mut seg_opts = o.seg.clone();
-        seg_opts.content = Some(seg_opts.content.unwrap_or_else(|| when.clone()));
+        seg_opts.header.default_content(&when);
         if let Some(f) = seg::segmentation_object(a, &seg_opts)? {
-            let (series, inst) =
-                seg::uids(a, &seg_opts, seg_opts.content.as_ref().unwrap_or(&when));
+            let (series, inst) = seg::uids(a, &seg_opts, &seg_opts.header.when_or(&when));
             sr_opts.segmentation = Some(SegmentationRef {
                 sop_instance_uid: inst,
                 series_instance_uid: series,
@@ -316,8 +324,8 @@ fn objects(
         ),
     );
     let mut sc_opts = o.sc.clone();
-    let sc_when = sc_opts.content.clone().unwrap_or_else(|| when.clone());
-    sc_opts.content = Some(sc_when.clone());
+    sc_opts.header.default_content(&when);
+    let sc_when = sc_opts.header.when_or(&when);
     if o.key_images {
         for k in &a.key_images {
             for panel in sc::Panel::ALL {
@@ -330,7 +338,7 @@ fn objects(
         }
     }
     let mut kos_opts = o.kos.clone();
-    kos_opts.content = Some(kos_opts.content.unwrap_or_else(|| when.clone()));
+    kos_opts.header.default_content(&when);
     if let Some(f) = kos::key_object_selection(a, &kos_opts, &sc_opts, o.key_images)? {
         out.push((
             "key-objects.kos.dcm".to_string(),

@@ -14,6 +14,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use super::build::{self, Obj, put_code, put_ds, put_is, put_seq, put_str, put_strs, put_us};
 use super::codes;
+use super::header::{SeriesHeader, series_options};
 use super::{ContentDateTime, analysis_key, uid};
 use crate::error::Result;
 use ct_triage_analysis::report::{Analysis, KeyImage};
@@ -21,57 +22,29 @@ use ct_triage_analysis::report::{Analysis, KeyImage};
 /// Secondary Capture Image Storage.
 pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.7";
 
-/// Options of the key image writer. Every field has a documented default.
+/// Options of the key image writer: the series header only (default Series
+/// Number 9003, Series Description "ct-triage key images"); its builder
+/// methods come from [`SeriesOptions`](super::SeriesOptions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScOptions {
-    /// Content date/time. Default `None`: the current UTC time.
-    pub content: Option<ContentDateTime>,
-    /// Series Number. Default 9003.
-    pub series_number: i64,
-    /// Series Description. Default "ct-triage key images".
-    pub series_description: String,
-    /// Manufacturer. Default "ct-triage".
-    pub manufacturer: String,
-    /// Series Instance UID. Default none: derived from the analysis and content time.
-    pub series_instance_uid: Option<String>,
+    /// Series header.
+    pub header: SeriesHeader,
 }
 
 impl Default for ScOptions {
     fn default() -> Self {
         ScOptions {
-            content: None,
-            series_number: 9003,
-            series_description: "ct-triage key images".into(),
-            manufacturer: "ct-triage".into(),
-            series_instance_uid: None,
+            header: SeriesHeader::new(9003, "ct-triage key images"),
         }
     }
 }
+
+series_options!(ScOptions);
 
 impl ScOptions {
     /// Defaults.
     pub fn new() -> Self {
         Self::default()
-    }
-    /// Set the content date/time.
-    pub fn content(mut self, when: ContentDateTime) -> Self {
-        self.content = Some(when);
-        self
-    }
-    /// Set the Series Number.
-    pub fn series_number(mut self, n: i64) -> Self {
-        self.series_number = n;
-        self
-    }
-    /// Set the Series Description.
-    pub fn series_description(mut self, s: impl Into<String>) -> Self {
-        self.series_description = s.into();
-        self
-    }
-    /// Use this Series Instance UID.
-    pub fn series_instance_uid(mut self, s: impl Into<String>) -> Self {
-        self.series_instance_uid = Some(s.into());
-        self
     }
 }
 
@@ -131,6 +104,7 @@ pub fn uids(
     let key = analysis_key(a);
     let t = when.stamp();
     let series = o
+        .header
         .series_instance_uid
         .clone()
         .unwrap_or_else(|| uid::hash_uid(&[b"ct-triage/sc-series", &key, t.as_bytes()]));
@@ -153,7 +127,7 @@ pub fn uids(
 
 /// Every key image panel of the analysis as a Secondary Capture object.
 pub fn key_image_objects(a: &Analysis, o: &ScOptions) -> Result<Vec<KeyImageObject>> {
-    let when = o.content.clone().unwrap_or_else(ContentDateTime::now_utc);
+    let when = o.header.when();
     let mut out = Vec::new();
     for k in &a.key_images {
         for panel in Panel::ALL {
@@ -201,19 +175,11 @@ pub fn key_image_object(
     let mut ds = Obj::new_empty();
     build::put_sop_common(&mut ds, SOP_CLASS_UID, &sop_uid, when);
     build::put_patient_study(&mut ds, meta);
-    put_str(&mut ds, tags::MODALITY, VR::CS, "OT");
+    o.header.put_series(&mut ds, "OT", &series_uid);
     // General Series: Laterality (Type 2C) is required for paired body parts
     // only; naming the (unpaired) body part makes its absence explicit.
     put_str(&mut ds, tags::BODY_PART_EXAMINED, VR::CS, "CHEST");
-    put_str(&mut ds, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_is(&mut ds, tags::SERIES_NUMBER, o.series_number);
-    put_str(
-        &mut ds,
-        tags::SERIES_DESCRIPTION,
-        VR::LO,
-        &o.series_description,
-    );
-    put_str(&mut ds, tags::MANUFACTURER, VR::LO, &o.manufacturer);
+    put_str(&mut ds, tags::MANUFACTURER, VR::LO, &o.header.manufacturer);
     put_str(&mut ds, tags::CONVERSION_TYPE, VR::CS, "WSD");
     put_is(
         &mut ds,

@@ -24,6 +24,7 @@ use super::build::{
     self, Obj, put_at, put_code, put_ds, put_is, put_seq, put_str, put_strs, put_us,
 };
 use super::codes;
+use super::header::{SeriesHeader, series_options};
 use super::{ContentDateTime, analysis_key, uid};
 use crate::error::Result;
 use ct_triage_analysis::report::Analysis;
@@ -31,23 +32,18 @@ use ct_triage_analysis::report::Analysis;
 /// Segmentation Storage.
 pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 
-/// Options of the SEG writer. Every field has a documented default.
+/// Options of the SEG writer. Every field has a documented default; the
+/// series header's builder methods come from
+/// [`SeriesOptions`](super::SeriesOptions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegOptions {
-    /// Content date/time. Default `None`: the current UTC time.
-    pub content: Option<ContentDateTime>,
-    /// Series Number. Default 9002.
-    pub series_number: i64,
+    /// Series header. Default Series Number 9002, Series Description
+    /// "ct-triage AI nodule segmentation".
+    pub header: SeriesHeader,
     /// Instance Number. Default 1.
     pub instance_number: i64,
-    /// Series Description. Default "ct-triage AI nodule segmentation".
-    pub series_description: String,
-    /// Manufacturer. Default "ct-triage".
-    pub manufacturer: String,
     /// Content Label (CS, at most 16 characters). Default "NODULES".
     pub content_label: String,
-    /// Series Instance UID. Default none: derived from the analysis and content time.
-    pub series_instance_uid: Option<String>,
     /// SOP Instance UID. Default none: derived from the analysis and content time.
     pub sop_instance_uid: Option<String>,
 }
@@ -55,46 +51,24 @@ pub struct SegOptions {
 impl Default for SegOptions {
     fn default() -> Self {
         SegOptions {
-            content: None,
-            series_number: 9002,
+            header: SeriesHeader::new(9002, "ct-triage AI nodule segmentation"),
             instance_number: 1,
-            series_description: "ct-triage AI nodule segmentation".into(),
-            manufacturer: "ct-triage".into(),
             content_label: "NODULES".into(),
-            series_instance_uid: None,
             sop_instance_uid: None,
         }
     }
 }
+
+series_options!(SegOptions);
 
 impl SegOptions {
     /// Defaults.
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the content date/time.
-    pub fn content(mut self, when: ContentDateTime) -> Self {
-        self.content = Some(when);
-        self
-    }
-    /// Set the Series Number.
-    pub fn series_number(mut self, n: i64) -> Self {
-        self.series_number = n;
-        self
-    }
-    /// Set the Series Description.
-    pub fn series_description(mut self, s: impl Into<String>) -> Self {
-        self.series_description = s.into();
-        self
-    }
-    /// Set the Manufacturer.
-    pub fn manufacturer(mut self, s: impl Into<String>) -> Self {
-        self.manufacturer = s.into();
-        self
-    }
     /// Use these Series and SOP Instance UIDs.
     pub fn uids(mut self, series: impl Into<String>, instance: impl Into<String>) -> Self {
-        self.series_instance_uid = Some(series.into());
+        self.header.series_instance_uid = Some(series.into());
         self.sop_instance_uid = Some(instance.into());
         self
     }
@@ -105,7 +79,7 @@ pub fn uids(a: &Analysis, o: &SegOptions, when: &ContentDateTime) -> (String, St
     super::object_uids(
         a,
         "seg",
-        o.series_instance_uid.as_ref(),
+        o.header.series_instance_uid.as_ref(),
         o.sop_instance_uid.as_ref(),
         when,
     )
@@ -201,7 +175,7 @@ pub fn segmentation_object(
             .collect()
     };
 
-    let when = o.content.clone().unwrap_or_else(ContentDateTime::now_utc);
+    let when = o.header.when();
     let (series_uid, sop_uid) = uids(a, o, &when);
     let key = analysis_key(a);
     let dim_uid = uid::hash_uid(&[b"ct-triage/seg-dimensions", &key, when.stamp().as_bytes()]);
@@ -209,19 +183,11 @@ pub fn segmentation_object(
     let mut ds = Obj::new_empty();
     build::put_sop_common(&mut ds, SOP_CLASS_UID, &sop_uid, &when);
     build::put_patient_study(&mut ds, meta);
-    put_str(&mut ds, tags::MODALITY, VR::CS, "SEG");
-    put_str(&mut ds, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_is(&mut ds, tags::SERIES_NUMBER, o.series_number);
-    put_str(
-        &mut ds,
-        tags::SERIES_DESCRIPTION,
-        VR::LO,
-        &o.series_description,
-    );
+    o.header.put_series(&mut ds, "SEG", &series_uid);
     put_str(&mut ds, tags::FRAME_OF_REFERENCE_UID, VR::UI, &for_uid);
     build::put_empty(&mut ds, tags::POSITION_REFERENCE_INDICATOR, VR::LO);
     let model = format!("{} {}", r.model.name, r.model.version);
-    build::put_equipment(&mut ds, &o.manufacturer, &model, "1");
+    build::put_equipment(&mut ds, &o.header.manufacturer, &model, "1");
     put_is(&mut ds, tags::INSTANCE_NUMBER, o.instance_number);
     put_str(&mut ds, tags::CONTENT_DATE, VR::DA, when.date());
     put_str(&mut ds, tags::CONTENT_TIME, VR::TM, when.time());

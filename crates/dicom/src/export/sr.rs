@@ -58,6 +58,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use super::build::{self, Obj, put_code, put_ds, put_fd, put_fl, put_is, put_seq, put_str};
 use super::codes::{self, Code};
+use super::header::{SeriesHeader, series_options};
 use super::{ContentDateTime, seg, uid};
 use crate::error::Result;
 use ct_triage_analysis::report::Analysis;
@@ -75,20 +76,17 @@ pub struct SegmentationRef {
     pub series_instance_uid: String,
 }
 
-/// Options of the SR writer. Every field has a documented default.
+/// Options of the SR writer. Every field has a documented default; the
+/// series header's builder methods come from
+/// [`SeriesOptions`](super::SeriesOptions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SrOptions {
-    /// Content date/time of the document. Default `None`: the current UTC time
-    /// (the only time-dependent input; fix it for reproducible output).
-    pub content: Option<ContentDateTime>,
-    /// Series Number. Default 9001.
-    pub series_number: i64,
+    /// Series header. Default Series Number 9001, Series Description
+    /// "ct-triage AI lung nodule report" (the Manufacturer is also the device
+    /// observer manufacturer).
+    pub header: SeriesHeader,
     /// Instance Number. Default 1.
     pub instance_number: i64,
-    /// Series Description. Default "ct-triage AI lung nodule report".
-    pub series_description: String,
-    /// Manufacturer (also the device observer manufacturer). Default "ct-triage".
-    pub manufacturer: String,
     /// Institution Name. Default none (not written).
     pub institution_name: Option<String>,
     /// The SEG to reference from each measurement group. Default none: each
@@ -96,8 +94,6 @@ pub struct SrOptions {
     pub segmentation: Option<SegmentationRef>,
     /// Write the Image Library (every source instance). Default true.
     pub image_library: bool,
-    /// Series Instance UID. Default none: derived from the analysis and content time.
-    pub series_instance_uid: Option<String>,
     /// SOP Instance UID. Default none: derived from the analysis and content time.
     pub sop_instance_uid: Option<String>,
 }
@@ -105,48 +101,26 @@ pub struct SrOptions {
 impl Default for SrOptions {
     fn default() -> Self {
         SrOptions {
-            content: None,
-            series_number: 9001,
+            header: SeriesHeader::new(9001, "ct-triage AI lung nodule report"),
             instance_number: 1,
-            series_description: "ct-triage AI lung nodule report".into(),
-            manufacturer: "ct-triage".into(),
             institution_name: None,
             segmentation: None,
             image_library: true,
-            series_instance_uid: None,
             sop_instance_uid: None,
         }
     }
 }
+
+series_options!(SrOptions);
 
 impl SrOptions {
     /// Defaults.
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the content date/time.
-    pub fn content(mut self, when: ContentDateTime) -> Self {
-        self.content = Some(when);
-        self
-    }
-    /// Set the Series Number.
-    pub fn series_number(mut self, n: i64) -> Self {
-        self.series_number = n;
-        self
-    }
     /// Set the Instance Number.
     pub fn instance_number(mut self, n: i64) -> Self {
         self.instance_number = n;
-        self
-    }
-    /// Set the Series Description.
-    pub fn series_description(mut self, s: impl Into<String>) -> Self {
-        self.series_description = s.into();
-        self
-    }
-    /// Set the Manufacturer.
-    pub fn manufacturer(mut self, s: impl Into<String>) -> Self {
-        self.manufacturer = s.into();
         self
     }
     /// Set the Institution Name.
@@ -166,7 +140,7 @@ impl SrOptions {
     }
     /// Use these Series and SOP Instance UIDs.
     pub fn uids(mut self, series: impl Into<String>, instance: impl Into<String>) -> Self {
-        self.series_instance_uid = Some(series.into());
+        self.header.series_instance_uid = Some(series.into());
         self.sop_instance_uid = Some(instance.into());
         self
     }
@@ -177,7 +151,7 @@ pub fn uids(a: &Analysis, o: &SrOptions, when: &ContentDateTime) -> (String, Str
     super::object_uids(
         a,
         "sr",
-        o.series_instance_uid.as_ref(),
+        o.header.series_instance_uid.as_ref(),
         o.sop_instance_uid.as_ref(),
         when,
     )
@@ -194,7 +168,7 @@ pub fn measurement_report_object(
     o: &SrOptions,
 ) -> Result<FileDicomObject<InMemDicomObject>> {
     let what = "report.sr.dcm";
-    let when = o.content.clone().unwrap_or_else(ContentDateTime::now_utc);
+    let when = o.header.when();
     let (series_uid, sop_uid) = uids(a, o, &when);
     let r = &a.report;
     let meta = &a.series.meta;
@@ -210,22 +184,14 @@ pub fn measurement_report_object(
     let mut ds = Obj::new_empty();
     build::put_sop_common(&mut ds, SOP_CLASS_UID, &sop_uid, &when);
     build::put_patient_study(&mut ds, meta);
-    put_str(&mut ds, tags::MODALITY, VR::CS, "SR");
-    put_str(&mut ds, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_is(&mut ds, tags::SERIES_NUMBER, o.series_number);
-    put_str(
-        &mut ds,
-        tags::SERIES_DESCRIPTION,
-        VR::LO,
-        &o.series_description,
-    );
+    o.header.put_series(&mut ds, "SR", &series_uid);
     put_seq(
         &mut ds,
         tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
         vec![],
     );
     let model_name = format!("{} {}", r.model.name, r.model.version);
-    build::put_equipment(&mut ds, &o.manufacturer, &model_name, "1");
+    build::put_equipment(&mut ds, &o.header.manufacturer, &model_name, "1");
     if let Some(inst) = &o.institution_name {
         put_str(&mut ds, tags::INSTITUTION_NAME, VR::LO, inst);
     }
@@ -267,7 +233,7 @@ pub fn measurement_report_object(
         text(
             HAS_OBS_CONTEXT,
             &codes::DEVICE_OBSERVER_MANUFACTURER,
-            &o.manufacturer,
+            &o.header.manufacturer,
         ),
         text(
             HAS_OBS_CONTEXT,
