@@ -167,6 +167,30 @@ try {
     check(srBytes.length > 132 && srBytes.toString('latin1', 128, 132) === 'DICM',
       `DICOM SR download is a Part 10 file (${sr.suggestedFilename()})`);
 
+    // The de-identified result bundle (core's recipe, made in the tab): the
+    // CLI's result-folder layout, no original patient ID in any member, the
+    // same measurements as the report shown.
+    const [bz] = await Promise.all([
+      page.waitForEvent('download', { predicate: (d) => d.suggestedFilename().endsWith('.zip'), timeout: 60000 }),
+      page.click('#dl-zip'),
+    ]);
+    const bundleCheck = JSON.parse(execFileSync('python3', ['-c', `import sys,zipfile,json
+z=zipfile.ZipFile(sys.argv[1]); names=z.namelist(); pid=sys.argv[2]
+r=json.loads(z.read('report.json'))
+leak=[n for n in names if pid and pid.encode() in z.read(n)]
+print(json.dumps({"names":names,"pid":r["input"].get("patient_id"),"leak":leak,
+  "axes":[f["long_axis_mm"] for f in r["findings"]],
+  "sr":z.read('report.sr.dcm')[128:132].decode('latin1') if 'report.sr.dcm' in names else ''}))`,
+    await bz.path(), report.input.patient_id || '']).toString());
+    check(bz.suggestedFilename() === 'ct-triage-results-deidentified.zip', `de-identified bundle downloaded (${bz.suggestedFilename()})`);
+    check(['report.json', 'deidentification.json', 'report.sr.dcm', 'findings.seg.dcm', 'key-objects.kos.dcm'].every((n) => bundleCheck.names.includes(n))
+      && bundleCheck.names.some((n) => n.startsWith('key-images/') && n.endsWith('.png')),
+      `bundle has the result-folder layout (${bundleCheck.names.length} files)`);
+    check(bundleCheck.sr === 'DICM', 'bundle SR is a Part 10 file');
+    check(!report.input.patient_id || (bundleCheck.pid !== report.input.patient_id && String(bundleCheck.pid).startsWith('ANON-') && bundleCheck.leak.length === 0),
+      `bundle is de-identified (patient ID ${bundleCheck.pid}; original in ${bundleCheck.leak.length} members)`);
+    check(JSON.stringify(bundleCheck.axes) === JSON.stringify(report.findings.map((f) => f.long_axis_mm)), 'bundle measurements equal the report shown');
+
     // Chinese UI screenshot.
     await page.click('[data-lang=zh]');
     await page.waitForTimeout(200);

@@ -148,9 +148,23 @@ export declare class Analysis {
   /** DICOM objects: TID 1500 SR (`report.sr.dcm`), SEG (`findings.seg.dcm`), optionally key images as SC
    * (overview and zoom per finding), and the Key Object Selection (`key-objects.kos.dcm`). */
   dicomExport(options?: { keyImages?: boolean }): Promise<Array<{ file: string; kind: 'sr' | 'seg' | 'key_image' | 'key_object_selection'; sopInstanceUid: string; bytes: Uint8Array }>>;
+  /** Every file of the result folder the CLI writes (key images, DICOM objects, `report.json` last), made by core;
+   * with `deidentify` de-identified (PS3.15 Basic Profile) with `key` (≥ 16 bytes; default a fresh random key)
+   * plus `deidentification.json`. */
+  resultFiles(options?: BundleOptions): Promise<Array<{ name: string; bytes: Uint8Array }>>;
+  /** `resultFiles` as one zip archive. */
+  resultZip(options?: BundleOptions): Promise<Blob>;
   reportBlob(): Blob;
   keyImageBlob(i: number): Blob;
   release(): Promise<null>;
+}
+
+/** Options of `resultFiles` / `resultZip`. */
+export interface BundleOptions {
+  /** De-identify the report and the DICOM objects. Default false. */
+  deidentify?: boolean;
+  /** De-identification key (≥ 16 bytes); the same key gives the same pseudonyms. Default: random per call. */
+  key?: Uint8Array;
 }
 
 export declare class CtTriage {

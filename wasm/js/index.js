@@ -252,6 +252,32 @@ export class Analysis {
     return (await this._client._request('dicom', { keyImages }, [])).objects;
   }
 
+  /**
+   * Every file of the result folder the CLI writes (`key-images/*.png`, the
+   * DICOM objects, `report.json` last), made by core. With `deidentify`, the
+   * report and the objects are de-identified by core's recipe (DICOM PS3.15
+   * Basic Profile) with `key` (at least 16 bytes; default a fresh random key
+   * per call, so pseudonyms are not linkable between downloads) and
+   * `deidentification.json` lists what was done to each file.
+   * @param {{ deidentify?: boolean, key?: Uint8Array }} [options]
+   * @returns {Promise<Array<{ name: string, bytes: Uint8Array }>>}
+   */
+  async resultFiles({ deidentify = false, key } = {}) {
+    this._live();
+    return (await this._client._request('bundle', { deidentify, key: bundleKey(deidentify, key), zip: false }, [])).files;
+  }
+
+  /**
+   * {@link resultFiles} as one zip archive (`application/zip` Blob).
+   * @param {{ deidentify?: boolean, key?: Uint8Array }} [options]
+   * @returns {Promise<Blob>}
+   */
+  async resultZip({ deidentify = false, key } = {}) {
+    this._live();
+    const { zip } = await this._client._request('bundle', { deidentify, key: bundleKey(deidentify, key), zip: true }, []);
+    return new Blob([zip], { type: 'application/zip' });
+  }
+
   /** The report as a downloadable Blob (`report.json`). */
   reportBlob() {
     return new Blob([this.reportJson], { type: 'application/json' });
@@ -267,6 +293,16 @@ export class Analysis {
     if (this._client._worker === this._worker) return this._client._request('release', {}, []);
     return Promise.resolve(null);
   }
+}
+
+/**
+ * The de-identification key of a bundle request: the caller's, or 32 random bytes.
+ * @param {boolean} deidentify
+ * @param {Uint8Array | undefined} key
+ */
+function bundleKey(deidentify, key) {
+  if (!deidentify) return undefined;
+  return key || crypto.getRandomValues(new Uint8Array(32));
 }
 
 async function fetchOk(url) {

@@ -10,7 +10,7 @@
 // When the instance traps (a bug: a panic aborts), the error is reported with
 // `crashed: true` and the client starts a fresh worker.
 import init, * as wasm from './ct_triage_wasm.js';
-import { unzipSync } from './vendor/fflate.js';
+import { unzipSync, zipSync } from './vendor/fflate.js';
 
 const ready = init({ module_or_path: new URL('./ct_triage_wasm_bg.wasm', import.meta.url) });
 let model = null;
@@ -178,6 +178,15 @@ async function handle(msg) {
     case 'dicom': {
       if (!current) throw Object.assign(new Error('no analysis loaded'), { code: 'invalid_argument' });
       return { objects: current.dicomExport(!!msg.keyImages) };
+    }
+    case 'bundle': {
+      if (!current) throw Object.assign(new Error('no analysis loaded'), { code: 'invalid_argument' });
+      const files = current.resultBundle(!!msg.deidentify, msg.key || undefined);
+      if (!msg.zip) return { files };
+      /** @type {Record<string, Uint8Array>} */
+      const entries = {};
+      for (const f of files) entries[f.name] = f.bytes;
+      return { zip: zipSync(entries, { level: 6 }) };
     }
     case 'voxel': {
       if (!current) throw Object.assign(new Error('no analysis loaded'), { code: 'invalid_argument' });

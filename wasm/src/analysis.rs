@@ -2,7 +2,7 @@
 //! key images, the loaded volume (slices for a viewer) and finding masks.
 
 use ct_triage_core::pipeline::Analysis;
-use ct_triage_core::report::dicom::{ExportOptions, export};
+use ct_triage_core::report::dicom::{BundleOptions, DeidOptions, ExportOptions, bundle, export};
 use ct_triage_core::report::key_images::render_slice;
 use ndarray::Axis;
 use serde::Serialize;
@@ -31,6 +31,16 @@ struct VolumeInfo<'a> {
     image_numbers: Vec<Option<i64>>,
     /// Series number of the source series.
     series_number: Option<i64>,
+}
+
+/// A plain JavaScript object with these properties.
+fn js_object<const N: usize>(props: [(&str, JsValue); N]) -> js_sys::Object {
+    let item = js_sys::Object::new();
+    for (k, v) in props {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = js_sys::Reflect::set(&item, &JsValue::from_str(k), &v);
+    }
+    item
 }
 
 /// One finished analysis. Free it (`result.free()`) when the page no longer
@@ -196,21 +206,46 @@ impl AnalysisResult {
         let objects = export(&self.analysis, &ExportOptions::new().key_images(key_images))?;
         let out = js_sys::Array::new();
         for o in objects {
-            let item = js_sys::Object::new();
             let kind = serde_json::to_value(o.kind)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            for (k, v) in [
+            out.push(&js_object([
                 ("file", JsValue::from_str(&o.file)),
                 ("kind", JsValue::from_str(&kind)),
                 ("sopInstanceUid", JsValue::from_str(&o.sop_instance_uid)),
                 ("bytes", js_sys::Uint8Array::from(o.bytes.as_slice()).into()),
-            ] {
-                // Setting a property on a fresh plain object cannot fail.
-                let _ = js_sys::Reflect::set(&item, &JsValue::from_str(k), &v);
-            }
-            out.push(&item);
+            ]));
+        }
+        Ok(out)
+    }
+
+    /// Every file of the result folder the CLI writes, in memory: the key
+    /// images (PNG), the DICOM objects, with `deidentify` the
+    /// de-identification log, and `report.json` last. With `deidentify`, the
+    /// report and the objects are de-identified by core's one recipe (PS3.15
+    /// Basic Profile, default options) with `key` (at least 16 bytes; the
+    /// same key gives the same pseudonyms and date shift). An array of
+    /// `{name, bytes}`; the content date/time is now.
+    #[wasm_bindgen(js_name = resultBundle)]
+    pub fn result_bundle(
+        &self,
+        deidentify: bool,
+        key: Option<Vec<u8>>,
+    ) -> Result<js_sys::Array, WasmError> {
+        let mut o = BundleOptions::new();
+        if deidentify {
+            let key =
+                key.ok_or_else(|| WasmError::invalid("resultBundle: deidentify needs a key"))?;
+            o = o.deidentify(DeidOptions::default(), &key);
+        }
+        let b = bundle(&self.analysis, &o)?;
+        let out = js_sys::Array::new();
+        for f in b.files() {
+            out.push(&js_object([
+                ("name", JsValue::from_str(f.name)),
+                ("bytes", js_sys::Uint8Array::from(&f.bytes[..]).into()),
+            ]));
         }
         Ok(out)
     }

@@ -545,6 +545,20 @@ function bindViewer() {
       $('dl-sr').title = `${t('dlSrSoon')}: ${e.message}`;
     }
   });
+  $('dl-zip').addEventListener('click', async () => {
+    const a = state.analysis;
+    if (!a) return;
+    // De-identified by core (PS3.15 Basic Profile) with a fresh key per
+    // download; the file name then carries no UID either.
+    const deidentify = $input('dl-deid').checked;
+    try {
+      const zip = await a.resultZip({ deidentify });
+      download(zip, deidentify ? 'ct-triage-results-deidentified.zip' : reportName('zip'));
+      $('dl-zip').title = '';
+    } catch (e) {
+      $('dl-zip').title = `${t('dlZipFailed')}: ${e.message}`;
+    }
+  });
   $('new-study').addEventListener('click', () => { reset(); show('intake', true); setStatus('ready'); });
 }
 
