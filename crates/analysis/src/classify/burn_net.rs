@@ -324,12 +324,7 @@ impl Classifier for BurnClassifier {
     }
 
     fn id(&self) -> ModelId {
-        ModelId {
-            name: self.manifest.name.clone(),
-            version: self.manifest.version.clone(),
-            sha256: self.sha256.clone(),
-            runtime: "burn-flex".into(),
-        }
+        ModelId::of(&self.manifest, &self.sha256, "burn-flex")
     }
 
     fn infer(&self, patches: &[f32], n: usize) -> Result<Vec<f32>> {

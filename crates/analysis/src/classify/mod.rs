@@ -34,6 +34,18 @@ pub struct ModelId {
     pub runtime: String,
 }
 
+impl ModelId {
+    /// The identity of weights with this SHA-256, loaded with `manifest`, run by `runtime`.
+    pub fn of(manifest: &ModelManifest, sha256: &str, runtime: &str) -> Self {
+        ModelId {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            sha256: sha256.to_string(),
+            runtime: runtime.to_string(),
+        }
+    }
+}
+
 /// A patch classifier: a batch of normalised patches in, raw model outputs out.
 ///
 /// Implementations: the pure-Rust burn network (default, also in WASM) and

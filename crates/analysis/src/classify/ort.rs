@@ -177,12 +177,7 @@ impl Classifier for OrtClassifier {
     }
 
     fn id(&self) -> ModelId {
-        ModelId {
-            name: self.manifest.name.clone(),
-            version: self.manifest.version.clone(),
-            sha256: self.sha256.clone(),
-            runtime: "ort".into(),
-        }
+        ModelId::of(&self.manifest, &self.sha256, "ort")
     }
 
     fn infer(&self, patches: &[f32], n: usize) -> Result<Vec<f32>> {

@@ -22,10 +22,7 @@ use super::build::{self, Obj, put_is, put_seq, put_str};
 use super::codes;
 use super::header::{SeriesHeader, series_options};
 use super::sc::{self, Panel, ScOptions};
-use super::sr::{
-    CONTAINS, HAS_CONCEPT_MOD, HAS_OBS_CONTEXT, code, device_uid, image, put_template, series_ref,
-    sop_ref, text, uidref,
-};
+use super::sr::{CONTAINS, document_context, image, put_template, series_ref, sop_ref, text};
 use super::{ContentDateTime, object_uids};
 use crate::error::Result;
 use ct_triage_analysis::report::Analysis;
@@ -106,20 +103,7 @@ pub fn key_object_selection(
     // The referenced images, in finding order.
     let mut ct_refs: Vec<(String, String)> = Vec::new();
     let mut sc_refs: Vec<String> = Vec::new();
-    let mut content = vec![
-        code(
-            HAS_CONCEPT_MOD,
-            &codes::LANGUAGE_OF_CONTENT,
-            &codes::ENGLISH_US,
-        ),
-        code(HAS_OBS_CONTEXT, &codes::OBSERVER_TYPE, &codes::DEVICE),
-        uidref(HAS_OBS_CONTEXT, &codes::DEVICE_OBSERVER_UID, &device_uid(a)),
-        text(
-            HAS_OBS_CONTEXT,
-            &codes::DEVICE_OBSERVER_NAME,
-            &r.generator.name,
-        ),
-    ];
+    let mut content = document_context(a);
     let mut lines = vec!["ct-triage AI findings (research software, not a diagnosis):".to_string()];
     let mut images = Vec::new();
     let mut sc_series = None;

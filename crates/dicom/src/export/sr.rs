@@ -217,19 +217,8 @@ pub fn measurement_report_object(
     );
     put_str(&mut ds, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
     put_template(&mut ds, "1500");
-    let mut root = vec![
-        code(
-            HAS_CONCEPT_MOD,
-            &codes::LANGUAGE_OF_CONTENT,
-            &codes::ENGLISH_US,
-        ),
-        code(HAS_OBS_CONTEXT, &codes::OBSERVER_TYPE, &codes::DEVICE),
-        uidref(HAS_OBS_CONTEXT, &codes::DEVICE_OBSERVER_UID, &device_uid(a)),
-        text(
-            HAS_OBS_CONTEXT,
-            &codes::DEVICE_OBSERVER_NAME,
-            &r.generator.name,
-        ),
+    let mut root = document_context(a);
+    root.extend([
         text(
             HAS_OBS_CONTEXT,
             &codes::DEVICE_OBSERVER_MANUFACTURER,
@@ -245,7 +234,7 @@ pub fn measurement_report_object(
             &codes::PROCEDURE_REPORTED,
             &codes::CT_CHEST,
         ),
-    ];
+    ]);
     if o.image_library {
         root.push(image_library(a, &for_uid));
     }
@@ -266,6 +255,26 @@ pub fn measurement_report_object(
     root.push(exam_evaluations(a));
     put_seq(&mut ds, tags::CONTENT_SEQUENCE, root);
     build::to_file(ds, what)
+}
+
+/// The opening content items of every document ct-triage writes (SR, KOS):
+/// Language of Content (TID 1204), Observer Type = Device with its UID and
+/// name (TID 1002/1004).
+pub(crate) fn document_context(a: &Analysis) -> Vec<Obj> {
+    vec![
+        code(
+            HAS_CONCEPT_MOD,
+            &codes::LANGUAGE_OF_CONTENT,
+            &codes::ENGLISH_US,
+        ),
+        code(HAS_OBS_CONTEXT, &codes::OBSERVER_TYPE, &codes::DEVICE),
+        uidref(HAS_OBS_CONTEXT, &codes::DEVICE_OBSERVER_UID, &device_uid(a)),
+        text(
+            HAS_OBS_CONTEXT,
+            &codes::DEVICE_OBSERVER_NAME,
+            &a.report.generator.name,
+        ),
+    ]
 }
 
 /// The device observer UID: the pipeline version and the model weights.
