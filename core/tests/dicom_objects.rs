@@ -272,6 +272,44 @@ fn sr_tree_holds_every_reported_value() {
             .map(|&v| v as f32)
             .collect();
         assert_eq!(pts, want);
+        // … and as a 2-D SCOORD on its slice (pixel column/row, origin at the
+        // top left corner of the top left pixel, PS3.3 C.18.6.1.1): mapped
+        // back through the slice geometry it lands on the same endpoints.
+        let s2 = children(long)
+            .iter()
+            .find(|k| str_of(k, tags::VALUE_TYPE) == "SCOORD")
+            .expect("a 2-D SCOORD for the long axis");
+        assert_eq!(str_of(s2, tags::GRAPHIC_TYPE), "POLYLINE");
+        let cr = s2
+            .element(tags::GRAPHIC_DATA)
+            .unwrap()
+            .to_multi_float32()
+            .unwrap();
+        assert_eq!(cr.len(), 4);
+        let g = &a.series.volume.geometry;
+        for (n, end) in f.axes_lps_mm[0].iter().enumerate() {
+            let ijk = [
+                cr[2 * n] as f64 - 0.5,
+                cr[2 * n + 1] as f64 - 0.5,
+                f.slice_index as f64,
+            ];
+            let back = g.voxel_to_patient(ijk);
+            for k in 0..3 {
+                assert!(
+                    (back[k] - end[k]).abs() < 0.05,
+                    "endpoint {n}: {back:?} vs {end:?}"
+                );
+            }
+        }
+        let sel = &children(s2)[0];
+        assert_eq!(str_of(sel, tags::RELATIONSHIP_TYPE), "SELECTED FROM");
+        assert_eq!(
+            str_of(
+                &items(sel, tags::REFERENCED_SOP_SEQUENCE)[0],
+                tags::REFERENCED_SOP_INSTANCE_UID
+            ),
+            a.series.slices[f.slice_index].sop_instance_uid
+        );
         let img = children(long)
             .iter()
             .find(|k| str_of(k, tags::VALUE_TYPE) == "IMAGE")

@@ -22,7 +22,8 @@
 //!  │       ├ Referenced Segment (SEG segment N) + Source series for segmentation,
 //!  │       │   or, without a SEG, Volume Surface (SCOORD3D POINT at the centre)
 //!  │       ├ NUM Long axis, Short axis [mm], each INFERRED FROM the axis as a
-//!  │       │   SCOORD3D POLYLINE and the source image it was measured on
+//!  │       │   2-D SCOORD POLYLINE (pixel column/row, SELECTED FROM its slice),
+//!  │       │   as a SCOORD3D POLYLINE, and the source image it was measured on
 //!  │       ├ NUM Diameter (Derivation Mean) [mm], Volume [mm3],
 //!  │       │   Attenuation Coefficient (Derivation Mean) [[hnsf'U]],
 //!  │       │   Solid component mean diameter [mm] (part-solid only, 99CTT)
@@ -462,14 +463,25 @@ fn measurement_group(
 
     // Measurements.
     let slice = a.series.slices.get(f.slice_index);
+    let geometry = &a.series.volume.geometry;
     let axis_sources = |axis: [[f64; 3]; 2]| -> Vec<Obj> {
-        let mut v = vec![scoord3d(
+        let mut v = Vec::new();
+        if let Some(s) = slice {
+            // The axis on its slice in pixel coordinates (2-D SCOORD, TID 320),
+            // what viewers draw most reliably.
+            let points = axis.map(|p| {
+                let [x, y, _] = geometry.patient_to_voxel(p);
+                pixel_point(x, y)
+            });
+            v.push(scoord_on_image(INFERRED_FROM, "POLYLINE", &points, s));
+        }
+        v.push(scoord3d(
             INFERRED_FROM,
             &codes::SOURCE,
             "POLYLINE",
             &axis,
             for_uid,
-        )];
+        ));
         if let Some(s) = slice {
             v.push(image(
                 INFERRED_FROM,
@@ -783,6 +795,7 @@ pub(crate) const HAS_OBS_CONTEXT: &str = "HAS OBS CONTEXT";
 const HAS_ACQ_CONTEXT: &str = "HAS ACQ CONTEXT";
 const HAS_PROPERTIES: &str = "HAS PROPERTIES";
 const INFERRED_FROM: &str = "INFERRED FROM";
+const SELECTED_FROM: &str = "SELECTED FROM";
 
 pub(crate) fn put_template(o: &mut Obj, tid: &str) {
     let mut t = Obj::new_empty();
@@ -867,6 +880,40 @@ pub(crate) fn image(
     let mut o = item(rel, "IMAGE", name);
     put_seq(&mut o, tags::REFERENCED_SOP_SEQUENCE, vec![r]);
     o
+}
+
+/// SCOORD (2-D) Graphic Data of a continuous voxel position (pixel centres at
+/// integer indices): column/row with (0, 0) at the top left corner of the top
+/// left pixel (PS3.3 C.18.6.1.1), so a pixel centre is at +0.5.
+pub(crate) fn pixel_point(x: f64, y: f64) -> [f64; 2] {
+    [x + 0.5, y + 0.5]
+}
+
+/// A 2-D SCOORD on one source image (its SELECTED FROM child).
+fn scoord_on_image(
+    rel: &str,
+    graphic_type: &str,
+    points: &[[f64; 2]],
+    on: &ct_triage_analysis::series::SliceRef,
+) -> Obj {
+    let mut o = item(rel, "SCOORD", None);
+    put_str(&mut o, tags::GRAPHIC_TYPE, VR::CS, graphic_type);
+    let data: Vec<f32> = points
+        .iter()
+        .flat_map(|p| p.iter().map(|&v| v as f32))
+        .collect();
+    put_fl(&mut o, tags::GRAPHIC_DATA, &data);
+    with_children(
+        o,
+        vec![image(
+            SELECTED_FROM,
+            None,
+            &on.sop_class_uid,
+            &on.sop_instance_uid,
+            on.frame_number,
+            None,
+        )],
+    )
 }
 
 fn scoord3d(rel: &str, name: &Code, graphic_type: &str, points: &[[f64; 3]], for_uid: &str) -> Obj {
