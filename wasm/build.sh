@@ -66,7 +66,7 @@ RAW="$TARGET_DIR/$TARGET/$PROFILE/ct_triage_wasm.wasm"
 rm -rf "$PKG"
 mkdir -p "$PKG/vendor"
 # The hand-written package files (client, worker, types, package.json, README).
-cp "$WASM_DIR"/js/{index.js,index.d.ts,report.d.ts,worker.js,package.json,README.md} "$PKG/"
+cp "$WASM_DIR"/js/{index.js,errors.js,dicomweb.js,index.d.ts,report.d.ts,worker.js,package.json,README.md} "$PKG/"
 wasm-bindgen --target web --out-dir "$PKG" --out-name ct_triage_wasm "$RAW"
 if [ "$WASM_OPT" = 1 ]; then
   # --enable-simd even with SIMD=0: burn's flex kernels (pulp/macerator) carry
@@ -109,7 +109,7 @@ WEIGHTS="$MODEL_DIR/$(node -e 'process.stdout.write(JSON.parse(require("fs").rea
 rm -rf "$DIST"
 mkdir -p "$DIST/pkg/vendor" "$DIST/models"
 for f in index.html app.js viewer.js i18n.js style.css icon.svg; do cp "$WASM_DIR/www/$f" "$DIST/"; done
-for f in index.js index.d.ts report.d.ts worker.js ct_triage_wasm.js ct_triage_wasm_bg.wasm package.json README.md; do
+for f in index.js errors.js dicomweb.js index.d.ts report.d.ts worker.js ct_triage_wasm.js ct_triage_wasm_bg.wasm package.json README.md; do
   cp "$PKG/$f" "$DIST/pkg/"
 done
 cp "$PKG/vendor/fflate.js" "$DIST/pkg/vendor/"

@@ -6,7 +6,9 @@
 #      top finding = the lung1 nodule, no request off the origin, zip, cancel,
 #      offline; screenshots in tests/e2e/out/
 #   3. parity: the browser's report equals the native CLI's (timings aside),
-#      and the browser/native time ratio
+#      and the browser/native time ratio; DICOMweb (dicomweb.mjs): lung1 in a
+#      real Orthanc, fetched by the page over WADO-RS, results back by STOW-RS,
+#      and the client's error cases
 #   4. PERF=1: the synthetic 512×512×300 series end to end in the browser
 # Exits non-zero on any failure.
 #
@@ -116,6 +118,9 @@ NODE
   return $rc
 }
 step "parity with the native CLI (ct-triage analyze sample-dicom/lung1)" parity
+
+# ---------------------------------------------------------------- 3b. DICOMweb: Orthanc → page → Orthanc
+step "DICOMweb: a real Orthanc (QIDO/WADO/STOW), the page opened with ?dicomweb=…&study=…" node "$HERE/dicomweb.mjs"
 
 # ---------------------------------------------------------------- 4. 512×512×300 in the browser
 perf() {

@@ -8,9 +8,9 @@ import type { ModelId, Report } from './report.js';
 
 export * from './report.js';
 
-/** Pipeline stages reported by `onProgress` (`read` is reading the Files in the worker). */
+/** Pipeline stages reported by `onProgress` (`fetch` is WADO-RS in `analyzeDicomweb`, `read` is reading the Files in the worker). */
 export type Stage =
-  | 'read' | 'ingest' | 'resample' | 'lungs' | 'candidates'
+  | 'fetch' | 'read' | 'ingest' | 'resample' | 'lungs' | 'candidates'
   | 'classify' | 'measure' | 'triage' | 'report';
 
 /** Called as the analysis advances: `fraction` of `stage` is done (0–1). */
@@ -154,9 +154,46 @@ export declare class Analysis {
   resultFiles(options?: BundleOptions): Promise<Array<{ name: string; bytes: Uint8Array }>>;
   /** `resultFiles` as one zip archive. */
   resultZip(options?: BundleOptions): Promise<Blob>;
+  /** Where the series came from when it was fetched over DICOMweb, else null. */
+  source: { url: string; studyInstanceUID: string; seriesInstanceUID: string; instances: number } | null;
+  /** STOW-RS of the SR, SEG, key images (SC) and KOS; default server: `source.url`. */
+  storeResults(options?: Partial<DicomwebServer> & { keyImages?: boolean }): Promise<StoreResult>;
   reportBlob(): Blob;
   keyImageBlob(i: number): Blob;
   release(): Promise<null>;
+}
+
+/** A DICOMweb server (QIDO-RS, WADO-RS, STOW-RS root, e.g. `https://pacs.example.org/dicom-web`). */
+export interface DicomwebServer {
+  url: string;
+  /** Sent to that server only (e.g. `{ Authorization: 'Bearer …' }`). */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** One series of a study, from QIDO-RS. */
+export interface DicomwebSeries {
+  seriesInstanceUID: string;
+  modality: string | null;
+  seriesNumber: number | null;
+  description: string | null;
+  instances: number | null;
+}
+
+/** What `analyzeDicomweb` fetches and how it analyses it. */
+export interface DicomwebQuery extends DicomwebServer, Omit<AnalyzeOptions, 'signal' | 'series'> {
+  studyInstanceUID: string;
+  /** Default: the CT series of the study with the most instances. */
+  seriesInstanceUID?: string;
+}
+
+/** The server's answer to `storeResults`, per object. */
+export interface StoreResult {
+  /** HTTP status: 200 all stored, 202 some failed, 409 none stored. */
+  status: number;
+  stored: number;
+  failed: number;
+  objects: Array<{ file: string; sopInstanceUid: string; stored: boolean; reason: number | null }>;
 }
 
 /** Options of `resultFiles` / `resultZip`. */
@@ -177,6 +214,10 @@ export declare class CtTriage {
   inspect(input: Input | null, options?: RequestOptions): Promise<InspectReport>;
   /** `null` input: the files of the last scan(). */
   analyze(input: Input | null, options?: AnalyzeOptions): Promise<Analysis>;
+  /** The series of a study on a DICOMweb server (QIDO-RS). */
+  listDicomwebSeries(query: DicomwebServer & { studyInstanceUID: string }): Promise<DicomwebSeries[]>;
+  /** QIDO-RS + WADO-RS (stored transfer syntax) of a study's CT series, then `analyze` in the tab. */
+  analyzeDicomweb(query: DicomwebQuery): Promise<Analysis>;
   restart(reason?: Error): void;
   terminate(): void;
 }

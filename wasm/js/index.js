@@ -1,6 +1,12 @@
 // @ts-check
 // ct-triage in the browser: a promise-based client over the Web Worker
-// (worker.js) that runs the wasm engine. Types: index.d.ts.
+// (worker.js) that runs the wasm engine, and its DICOMweb client
+// (dicomweb.js). Types: index.d.ts.
+
+import { CtTriageError, abortError } from './errors.js';
+import * as dicomweb from './dicomweb.js';
+
+export { CtTriageError };
 
 const PRESETS = {
   lung: { center: -600, width: 1500 },
@@ -10,19 +16,6 @@ const PRESETS = {
 
 /** Window presets (centre / width in HU). */
 export const WINDOWS = Object.freeze({ ...PRESETS });
-
-/** An error from the engine: `code` is the core error code (`not_dicom`, `no_series`, `cancelled`, …). */
-export class CtTriageError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.name = code === 'cancelled' ? 'AbortError' : 'CtTriageError';
-    this.code = code;
-  }
-}
-
-function abortError() {
-  return new CtTriageError('cancelled', 'cancelled');
-}
 
 /**
  * Create a client. The worker (and the wasm module) start right away; pass
@@ -185,6 +178,41 @@ export class CtTriage {
     return new Analysis(this, this._worker, v);
   }
 
+  /**
+   * The series of a study on a DICOMweb server (QIDO-RS), for a series picker:
+   * `[{seriesInstanceUID, modality, seriesNumber, description, instances}]`.
+   * @param {{ url: string, studyInstanceUID: string, headers?: Record<string, string>, signal?: AbortSignal }} q
+   */
+  async listDicomwebSeries(q) {
+    return dicomweb.listSeries(q);
+  }
+
+  /**
+   * Fetch a series from a DICOMweb server and analyse it in the tab: QIDO-RS
+   * lists the study's series (`seriesInstanceUID`, or the CT series with the
+   * most instances), WADO-RS fetches its instances in their stored transfer
+   * syntax, then {@link analyze} runs as for local files. `headers` (e.g.
+   * `Authorization`) go to that server only; nothing is sent anywhere else.
+   * Progress reports stage `fetch` first. The analysis remembers its source
+   * (`analysis.source`) for {@link Analysis.storeResults}.
+   * @param {{ url: string, studyInstanceUID: string, seriesInstanceUID?: string, headers?: Record<string, string>,
+   *   signal?: AbortSignal, onProgress?: (stage: string, fraction: number) => void } & Record<string, any>} q
+   */
+  async analyzeDicomweb(q) {
+    const { url, studyInstanceUID, seriesInstanceUID, headers = {}, signal, onProgress, ...options } = q || {};
+    if (!this._modelLoaded) throw new CtTriageError('model', 'no model loaded: call loadModel() first');
+    const list = await dicomweb.listSeries({ url, studyInstanceUID, headers, signal });
+    const chosen = dicomweb.chooseSeries(list, seriesInstanceUID);
+    const files = await dicomweb.fetchSeries({
+      url, studyInstanceUID, seriesInstanceUID: chosen.seriesInstanceUID, headers, signal,
+      expected: chosen.instances,
+      onProgress: onProgress && ((f) => onProgress('fetch', f)),
+    });
+    const a = await this.analyze(files, { ...options, signal, onProgress, series: chosen.seriesInstanceUID });
+    a.source = { url, studyInstanceUID, seriesInstanceUID: chosen.seriesInstanceUID, instances: files.length };
+    return a;
+  }
+
   /** Stop the worker for good. */
   terminate() {
     this._worker.terminate();
@@ -207,6 +235,11 @@ export class Analysis {
     this.keyImages = v.keyImages;
     /** Time spent in the engine, ms. */
     this.engineMs = v.engineMs;
+    /**
+     * Where the series came from when it was fetched over DICOMweb, else null.
+     * @type {{ url: string, studyInstanceUID: string, seriesInstanceUID: string, instances: number } | null}
+     */
+    this.source = null;
   }
 
   _live() {
@@ -276,6 +309,21 @@ export class Analysis {
     this._live();
     const { zip } = await this._client._request('bundle', { deidentify, key: bundleKey(deidentify, key), zip: true }, []);
     return new Blob([zip], { type: 'application/zip' });
+  }
+
+  /**
+   * Store the result objects (SR, SEG, key images as SC, KOS) on a DICOMweb
+   * server with STOW-RS: by default the one the study came from
+   * ({@link CtTriage.analyzeDicomweb}). Resolves to the server's answer per
+   * object `{status, stored, failed, objects: [{file, sopInstanceUid, stored, reason}]}`.
+   * @param {{ url?: string, headers?: Record<string, string>, signal?: AbortSignal, keyImages?: boolean }} [options]
+   */
+  async storeResults({ url, headers = {}, signal, keyImages = true } = {}) {
+    this._live();
+    const target = url || this.source?.url;
+    if (!target) throw new CtTriageError('invalid_argument', 'storeResults: no DICOMweb URL (the study did not come from one)');
+    const objects = await this.dicomExport({ keyImages });
+    return dicomweb.storeInstances({ url: target, headers, signal, objects });
   }
 
   /** The report as a downloadable Blob (`report.json`). */

@@ -31,7 +31,8 @@ const $all = (selector) => /** @type {NodeListOf<HTMLElement>} */ (document.quer
 /**
  * @type {{ triage: CtTriage | null, modelId: ModelId | null, analysis: Analysis | null,
  *   abort: AbortController | null, t0: number, inventory: Inventory | null,
- *   selected: string | null, queued: File[] | null }}
+ *   selected: string | null, queued: (() => void) | null, stages: string[],
+ *   pacsHeaders: Record<string, string> }}
  */
 const state = {
   triage: null,
@@ -41,8 +42,12 @@ const state = {
   t0: 0,
   inventory: null,
   selected: null,
-  /** Files chosen before the engine was ready. */
+  /** What was asked for before the engine was ready (files, a PACS study). */
   queued: null,
+  /** Stages of the progress bar. */
+  stages: STAGES,
+  /** Headers of the DICOMweb server the study came from (kept in this tab only). */
+  pacsHeaders: {},
 };
 
 function setStatus(s) {
@@ -72,7 +77,7 @@ async function startEngine() {
     // Files chosen while the engine was starting are analysed now.
     const queued = state.queued;
     state.queued = null;
-    if (queued) intake(queued);
+    if (queued) queued();
   } catch (e) {
     $('engine').classList.add('failed');
     $('engine-text').textContent = t('engineFailed', { msg: e.message });
@@ -142,7 +147,7 @@ async function intake(files) {
   if (!state.modelId) {
     // The engine is still starting: keep the files (the last choice wins) and
     // start when it is ready; never drop them silently.
-    state.queued = files;
+    state.queued = () => intake(files);
     if (document.body.dataset.status !== 'error') {
       setStatus('queued');
       $('engine-text').textContent = t('filesQueued', { n: files.length });
@@ -212,7 +217,11 @@ async function analyze(series) {
   state.abort = ctl;
   const opts = { signal: ctl.signal, onProgress };
   if (series) opts.series = series;
-  const a = await state.triage.analyze(null, opts);
+  await finish(await state.triage.analyze(null, opts));
+}
+
+/** Show a finished analysis. @param {Analysis} a */
+async function finish(a) {
   state.analysis = a;
   const elapsed = performance.now() - state.t0;
   await showResult(a);
@@ -250,10 +259,11 @@ function reset() {
 
 // ---------------------------------------------------------------- progress
 
-function startProgress() {
+function startProgress(stages = STAGES) {
+  state.stages = stages;
   const box = $('stages');
   box.replaceChildren();
-  for (const s of STAGES) {
+  for (const s of stages) {
     const el = document.createElement('div');
     el.className = 'stage';
     el.dataset.stage = s;
@@ -274,10 +284,10 @@ function startProgress() {
 }
 
 function onProgress(stage, fraction) {
-  const i = STAGES.indexOf(stage);
+  const i = state.stages.indexOf(stage);
   if (i < 0) return;
   for (const el of /** @type {HTMLCollectionOf<HTMLElement>} */ ($('stages').children)) {
-    const j = STAGES.indexOf(el.dataset.stage);
+    const j = state.stages.indexOf(el.dataset.stage);
     const fill = /** @type {HTMLElement} */ (el.firstChild.firstChild);
     if (j < i) { fill.style.width = '100%'; el.className = 'stage done'; }
     else if (j === i) { fill.style.width = `${Math.round(fraction * 100)}%`; el.className = `stage ${fraction >= 1 ? 'done' : 'active'}`; }
@@ -296,6 +306,9 @@ async function showResult(a) {
   show('progress', false);
   show('workspace', true);
   $('report-json').textContent = a.reportJson;
+  show('store-row', !!a.source);
+  $('store-result').textContent = '';
+  delete $('store-result').dataset.state;
   renderTriage(a.report);
   renderFindings(a.report);
   renderKeyImages(a);
@@ -562,6 +575,83 @@ function bindViewer() {
   $('new-study').addEventListener('click', () => { reset(); show('intake', true); setStatus('ready'); });
 }
 
+// ---------------------------------------------------------------- PACS (DICOMweb)
+
+/** The DICOMweb request of the "Open from PACS" form. */
+function pacsQuery() {
+  const auth = $input('pacs-auth').value.trim();
+  return {
+    url: $input('pacs-url').value.trim(),
+    studyInstanceUID: $input('pacs-study').value.trim(),
+    seriesInstanceUID: $input('pacs-series').value.trim() || undefined,
+    headers: auth ? { Authorization: /^(Bearer|Basic) /i.test(auth) ? auth : `Bearer ${auth}` } : {},
+  };
+}
+
+/** The form, and the URL parameters `?dicomweb=<url>&study=<uid>[&series=<uid>]` a viewer links with. */
+function bindPacs() {
+  const p = new URLSearchParams(location.search);
+  const url = p.get('dicomweb');
+  if (url) {
+    $input('pacs-url').value = url;
+    $input('pacs-study').value = p.get('study') || '';
+    $input('pacs-series').value = p.get('series') || '';
+    /** @type {HTMLDetailsElement} */ ($('pacs')).open = true;
+    if (p.get('study')) openFromPacs(pacsQuery());
+  }
+  $('pacs-form').addEventListener('submit', (e) => { e.preventDefault(); openFromPacs(pacsQuery()); });
+  $('store-pacs').addEventListener('click', storeToPacs);
+}
+
+/** Fetch a study's CT series over DICOMweb and analyse it here. @param {ReturnType<typeof pacsQuery>} q */
+async function openFromPacs(q) {
+  if (!state.modelId) {
+    state.queued = () => openFromPacs(q);
+    if (document.body.dataset.status !== 'error') setStatus('queued');
+    return;
+  }
+  state.t0 = performance.now();
+  reset();
+  show('intake', false);
+  startProgress(['fetch', ...STAGES]);
+  setStatus('fetching');
+  const ctl = new AbortController();
+  state.abort = ctl;
+  try {
+    const a = await state.triage.analyzeDicomweb({
+      ...q,
+      signal: ctl.signal,
+      onProgress: (stage, f) => {
+        if (stage !== 'fetch' && document.body.dataset.status === 'fetching') setStatus('analysing');
+        onProgress(stage, f);
+      },
+    });
+    state.pacsHeaders = q.headers;
+    await finish(a);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+/** STOW-RS of the result objects to the server the study came from, after a confirmation. */
+async function storeToPacs() {
+  const a = state.analysis;
+  if (!a?.source) return;
+  if (!window.confirm(t('storeConfirm', { url: a.source.url }))) return;
+  const out = $('store-result');
+  out.dataset.state = 'storing';
+  out.textContent = t('storing');
+  try {
+    const r = await a.storeResults({ headers: state.pacsHeaders });
+    const bad = r.objects.filter((o) => !o.stored).map((o) => `${o.file}: ${t('rejected')}${o.reason != null ? ` (0x${o.reason.toString(16).toUpperCase()})` : ''}`);
+    out.textContent = [t('stored', { n: r.stored, total: r.objects.length, status: r.status }), ...bad].join(' · ');
+    out.dataset.state = r.failed ? 'partial' : 'stored';
+  } catch (e) {
+    out.textContent = `${t('storeFailed')}: ${e.message}${e.code ? ` (${e.code})` : ''}`;
+    out.dataset.state = 'failed';
+  }
+}
+
 function corners() {
   const a = state.analysis;
   if (!a) return;
@@ -606,6 +696,7 @@ function registerServiceWorker() {
 setLang(initialLang());
 bindLang();
 bindIntake();
+bindPacs();
 bindViewer();
 registerServiceWorker();
 startEngine();
