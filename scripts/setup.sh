@@ -13,7 +13,7 @@ say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
 # 1. System packages: real DICOM peers (dcmtk, gdcm, Orthanc), the dicom3tools IOD
 #    validator (dciodvfy) and a headless browser.
-APT_PKGS=(dcmtk dicom3tools libgdcm-tools orthanc orthanc-dicomweb chromium chromium-driver curl jq)
+APT_PKGS=(dcmtk dicom3tools libgdcm-tools orthanc orthanc-dicomweb nginx-light chromium chromium-driver curl jq)
 if [ -z "${SETUP_SKIP_APT:-}" ]; then
     missing=()
     for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -22,6 +22,8 @@ if [ -z "${SETUP_SKIP_APT:-}" ]; then
         say "apt-get install ${missing[*]}"
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # The package may start its own nginx on port 80; the tests start theirs.
+        $SUDO service nginx stop >/dev/null 2>&1 || true
     fi
 fi
 

@@ -157,4 +157,7 @@ process.stdout.write(JSON.stringify(info, null, 2) + '\n');
 const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;
 console.error(`wasm ${kb(info.wasm.raw)} (${kb(info.wasm.gzip)} gz); page+engine ${kb(info.bundle_without_model.gzip)} gz; model ${kb(info.model.gzip)} gz; total ${kb(info.total_with_model.gzip)} gz`);
 NODE
-say "wrote $DIST (serve it over HTTP, e.g. node tests/e2e/serve.mjs $DIST)"
+# Public web content: readable by the web server's user whatever the source
+# files' modes (a model written owner-only by the trainer gave nginx a 403).
+chmod -R a+rX "$DIST"
+say "wrote $DIST (serve it over HTTP, e.g. node tests/e2e/serve.mjs $DIST, or nginx: docs/nginx-ct-triage.conf)"

@@ -4,8 +4,8 @@
 //      QIDO-RS, WADO-RS in the stored transfer syntax, and every error case —
 //      unreachable server, 401, unknown study, a series that is not CT, a
 //      truncated multipart answer, a STOW-RS that rejects some instances;
-//   2. the page, served with Orthanc's /dicom-web on its own origin (what the
-//      reverse-proxy recipe of the README sets up), opened with
+//   2. the page, served by nginx with the recipe docs/nginx-ct-triage.conf
+//      (the page and Orthanc's /dicom-web on one origin), opened with
 //      ?dicomweb=…&study=…: fetches lung1 over WADO-RS, analyses it in the tab
 //      (the report equals the one from local files, timings aside), stores the
 //      SR, SEG, key images and KOS back over STOW-RS after the confirmation;
@@ -21,7 +21,6 @@ import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { serve } from './serve.mjs';
 import * as dicomweb from '../../wasm/js/dicomweb.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -34,6 +33,7 @@ const OUT = path.join(HERE, 'out');
 fs.mkdirSync(OUT, { recursive: true });
 const ORTHANC = '/usr/sbin/Orthanc';
 const PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+const NGINX = '/usr/sbin/nginx';
 
 let failures = 0;
 function check(ok, what) {
@@ -54,8 +54,8 @@ function freePort() {
   });
 }
 
-for (const f of [ORTHANC, PLUGIN]) {
-  if (!fs.existsSync(f)) { console.log(`FAIL ${f} is not installed (Debian orthanc, orthanc-dicomweb)`); process.exit(1); }
+for (const f of [ORTHANC, PLUGIN, NGINX]) {
+  if (!fs.existsSync(f)) { console.log(`FAIL ${f} is not installed (Debian orthanc, orthanc-dicomweb, nginx-light)`); process.exit(1); }
 }
 
 // ------------------------------------------------------------ Orthanc
@@ -76,9 +76,13 @@ const orthanc = spawn(ORTHANC, [path.join(work, 'orthanc.json')], { stdio: ['ign
 const OH = `http://127.0.0.1:${httpPort}`;
 let server;
 let browser;
+let nginx;
 async function cleanup() {
   if (browser) await browser.close().catch(() => {});
-  if (server) await server.close().catch(() => {});
+  if (nginx) {
+    nginx.kill();
+    await new Promise((r) => (nginx.exitCode !== null ? r() : nginx.once('exit', r)));
+  }
   orthanc.kill();
   await new Promise((r) => (orthanc.exitCode !== null ? r() : orthanc.once('exit', r)));
   fs.rmSync(work, { recursive: true, force: true });
@@ -137,26 +141,41 @@ try {
   faults.close();
 
   // ------------------------------------------------------------ 2. the page
-  // The page and /dicom-web on one origin (as the nginx recipe does).
-  server = await serve(DIST, {
-    isolate: true,
-    route: (req, res) => {
-      if (!req.url.startsWith('/dicom-web/')) return false;
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        const headers = { ...req.headers };
-        delete headers.host;
-        const up = http.request(`${OH}${req.url}`, { method: req.method, headers }, (r) => {
-          res.writeHead(r.statusCode || 502, { ...r.headers, 'cross-origin-resource-policy': 'same-origin' });
-          r.pipe(res);
-        });
-        up.on('error', () => res.writeHead(502).end());
-        up.end(Buffer.concat(chunks));
-      });
-      return true;
-    },
-  });
+  // The page and /dicom-web on one origin: nginx running the README's recipe
+  // (docs/nginx-ct-triage.conf) with this test's ports and folder.
+  const webPort = await freePort();
+  const recipe = fs.readFileSync(path.join(ROOT, 'docs/nginx-ct-triage.conf'), 'utf8');
+  const site = recipe
+    .replace(/listen 8080;/, `listen 127.0.0.1:${webPort};`)
+    .replace(/root \/srv\/ct-triage\/dist;/, `root ${DIST};`)
+    .replace(/proxy_pass http:\/\/127\.0\.0\.1:8042\/dicom-web\/;/, `proxy_pass ${OH}/dicom-web/;`);
+  const marked = site.split('\n').filter((l) => l.includes('←'));
+  check(marked.length === 3 && marked.every((l) => !/8080|8042|\/srv\//.test(l)), 'the nginx recipe has its three marked values, all set');
+  fs.mkdirSync(path.join(work, 'nginx'), { recursive: true });
+  fs.writeFileSync(path.join(work, 'nginx/site.conf'), site);
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${work}/nginx/${t};`).join('\n  ');
+  fs.writeFileSync(path.join(work, 'nginx/nginx.conf'), `daemon off;
+worker_processes 1;
+pid ${work}/nginx/nginx.pid;
+error_log ${work}/nginx/error.log;
+events { worker_connections 64; }
+http {
+  include /etc/nginx/mime.types;
+  access_log ${work}/nginx/access.log;
+  ${temps}
+  include ${work}/nginx/site.conf;
+}
+`);
+  nginx = spawn(NGINX, ['-c', path.join(work, 'nginx/nginx.conf'), '-p', path.join(work, 'nginx')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let nginxErr = '';
+  nginx.stderr.on('data', (d) => { nginxErr += d; });
+  const webUrl = `http://127.0.0.1:${webPort}/`;
+  for (let i = 0; ; i++) {
+    if (await fetch(webUrl).then((r) => r.ok, () => false)) break;
+    if (i > 300 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${nginxErr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  server = { url: webUrl };
   const origin = new URL(server.url).origin;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -176,7 +195,7 @@ try {
   const t0 = Date.now();
   await page.goto(link);
   const s1 = await status(['done', 'error']);
-  check(s1 === 'done', `the page opened with ?dicomweb=…&study=… fetched and analysed the study: ${s1}${s1 === 'error' ? ` (${await page.textContent('#error-text')})` : ''} in ${Date.now() - t0} ms`);
+  check(s1 === 'done', `the page opened with ?dicomweb=…&study=… fetched and analysed the study: ${s1}${s1 === 'error' ? ` (${await page.textContent('#error-text')} ${await page.textContent('#engine-text')})` : ''} in ${Date.now() - t0} ms`);
   const fromPacs = JSON.parse((await page.textContent('[data-testid=report-json]')) || '{}');
   check(fromPacs.input?.series_instance_uid === chosen.seriesInstanceUID && fromPacs.input?.files === 48, `the report is of the fetched series (${fromPacs.input?.files} files)`);
   await page.screenshot({ path: path.join(OUT, 'dicomweb.png') });

@@ -22,16 +22,13 @@ const TYPES = {
 /**
  * Serve `root` on 127.0.0.1:`port` (0 = any free port). With `isolate`, send
  * COOP/COEP so the page is cross-origin isolated (SharedArrayBuffer → cancellation
- * without restarting the worker). `route(req, res)` may answer a request
- * first (return true), e.g. a reverse proxy to a PACS on the same origin.
- * Resolves to {url, log, close}.
+ * without restarting the worker). Resolves to {url, log, close}.
  */
-export function serve(root, { port = 0, isolate = false, route = null } = {}) {
+export function serve(root, { port = 0, isolate = false } = {}) {
   const log = [];
   const base = path.resolve(root);
   const server = http.createServer((req, res) => {
     log.push({ method: req.method, url: req.url });
-    if (route && route(req, res)) return;
     const u = new URL(req.url, 'http://127.0.0.1');
     let p = path.normalize(path.join(base, decodeURIComponent(u.pathname)));
     if (!p.startsWith(base)) { res.writeHead(403).end(); return; }
