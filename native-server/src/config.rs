@@ -26,8 +26,40 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::dicomweb::DicomwebTarget;
 use crate::error::{NativeError, Result};
 use crate::scu::Destination;
+
+/// Where finished results are forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardTo {
+    /// A DICOM node, with C-STORE (`HOST:PORT:AET`).
+    Dimse(Destination),
+    /// A DICOMweb root, with STOW-RS (`http(s)://…`).
+    Dicomweb(DicomwebTarget),
+}
+
+impl std::str::FromStr for ForwardTo {
+    type Err = NativeError;
+
+    /// `http://…` / `https://…` is DICOMweb, anything else `HOST:PORT:AET`.
+    fn from_str(s: &str) -> Result<Self> {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            s.parse().map(ForwardTo::Dicomweb)
+        } else {
+            s.parse().map(ForwardTo::Dimse)
+        }
+    }
+}
+
+impl std::fmt::Display for ForwardTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardTo::Dimse(d) => d.fmt(f),
+            ForwardTo::Dicomweb(t) => t.fmt(f),
+        }
+    }
+}
 
 /// `n` MiB in bytes (saturating).
 fn mib(n: u64) -> usize {
@@ -55,8 +87,15 @@ pub struct ServerConfig {
     pub dicom_host: Option<String>,
     /// Our AE title. Default `CTTRIAGE`.
     pub ae_title: String,
-    /// Where results are sent with C-STORE, `HOST:PORT:AET`.
+    /// Where results are sent: `HOST:PORT:AET` (C-STORE) or a DICOMweb
+    /// root `http(s)://…/dicom-web` (STOW-RS).
     pub forward_to: Option<String>,
+    /// DICOMweb roots the server may fetch a study from when a job names one
+    /// (`POST /v1/studies` with JSON). Default none: such jobs are refused.
+    pub dicomweb_sources: Vec<String>,
+    /// With a DICOMweb `forward_to`: a file holding the `Authorization`
+    /// header value to send (e.g. `Bearer …`). Default none.
+    pub forward_authorization_file: Option<PathBuf>,
     /// Also forward the received input instances (inline routing). Default false.
     pub forward_inputs: bool,
     /// A series is analysed once no instance arrived for this long. Default 10 s.
@@ -156,6 +195,8 @@ impl Default for ServerConfig {
             dicom_host: None,
             ae_title: "CTTRIAGE".into(),
             forward_to: None,
+            forward_authorization_file: None,
+            dicomweb_sources: Vec::new(),
             forward_inputs: false,
             quiet_seconds: 10.0,
             max_body_mb: 2048,
@@ -312,8 +353,29 @@ impl ServerConfig {
     }
 
     /// The parsed forwarding destination.
-    pub fn destination(&self) -> Result<Option<Destination>> {
+    pub fn destination(&self) -> Result<Option<ForwardTo>> {
         self.forward_to.as_deref().map(str::parse).transpose()
+    }
+
+    /// Whether a job may name a study on `server` (one of `dicomweb_sources`,
+    /// compared without trailing slashes).
+    pub fn dicomweb_source_allowed(&self, server: &DicomwebTarget) -> bool {
+        self.dicomweb_sources
+            .iter()
+            .any(|s| s.trim_end_matches('/') == server.url)
+    }
+
+    /// The `Authorization` header value for DICOMweb forwarding (the file's
+    /// content, surrounding white space ignored).
+    pub fn forward_authorization(&self) -> Result<Option<String>> {
+        self.forward_authorization_file
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(|v| v.trim().to_string())
+                    .map_err(|e| NativeError::io(p, e))
+            })
+            .transpose()
     }
 
     /// The audit log path.

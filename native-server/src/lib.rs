@@ -38,6 +38,7 @@ pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod config;
+pub mod dicomweb;
 pub mod dimse;
 pub mod error;
 pub mod input;

@@ -189,12 +189,17 @@ struct ServeArgs {
     /// Our AE title (default CTTRIAGE).
     #[arg(long)]
     ae_title: Option<String>,
-    /// Send results with C-STORE to HOST:PORT:AET.
+    /// Send results with C-STORE to HOST:PORT:AET, or with STOW-RS to a
+    /// DICOMweb root http(s)://…/dicom-web.
     #[arg(long)]
     forward_to: Option<String>,
     /// Also forward the received instances (inline routing).
     #[arg(long)]
     forward_inputs: bool,
+    /// A DICOMweb root jobs may name a study on (POST /v1/studies with JSON);
+    /// repeat for several. Default none.
+    #[arg(long = "dicomweb-source")]
+    dicomweb_sources: Vec<String>,
     /// Seconds without a new instance before a DICOM series is analysed (default 10).
     #[arg(long)]
     quiet_seconds: Option<f64>,
@@ -384,6 +389,9 @@ fn serve(a: ServeArgs) -> ct_triage_native::Result<ExitCode> {
     }
     if a.forward_inputs {
         cfg.forward_inputs = true;
+    }
+    if !a.dicomweb_sources.is_empty() {
+        cfg.dicomweb_sources = a.dicomweb_sources;
     }
     if let Some(v) = a.quiet_seconds {
         cfg.quiet_seconds = v;

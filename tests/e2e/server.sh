@@ -156,6 +156,7 @@ JOB=$(echo "$UP" | json 'd["job_id"]')
 check "multipart upload accepted" test -n "$JOB"
 check "multipart job done" wait_done "$JOB"
 check "multipart report" bash -c "curl -fsS -H 'Authorization: Bearer $TOKEN' $BASE/v1/jobs/$JOB/report | grep -q triage_priority"
+api "$BASE/v1/jobs/$JOB/report" >"$WORK/upload-report.json"
 KEY=$(api "$BASE/v1/jobs/$JOB" | json '(d["links"]["key_images"] + [""])[0]')
 if [ -n "$KEY" ]; then
     check "key image is a PNG" bash -c "curl -fsS -H 'Authorization: Bearer $TOKEN' $BASE$KEY | head -c 4 | od -An -c | grep -q 'P   N   G'"
@@ -226,6 +227,43 @@ check "audit: DICOM peer STORESCU" grep -q '"actor":"ae:STORESCU@127.0.0.1","act
 check "audit: report reads" grep -q '"action":"read_report"' "$AUDIT"
 check "audit: forwarding" grep -q '"action":"forward"' "$AUDIT"
 check "audit: rejected caller" grep -q '"action":"auth_failed"' "$AUDIT"
+
+# ---------------------------------------------------------------- DICOMweb: a job naming a study on Orthanc, results back by STOW-RS
+kill "$SERVER"
+wait "$SERVER" 2>/dev/null || true
+read -r HTTP2 <<<"$(python3 "$HELP" free-ports 1)"
+OH_WEB="http://127.0.0.1:$OH_HTTP/dicom-web"
+"$CTT_BIN" serve --listen "127.0.0.1:$HTTP2" --token-file "$WORK/tokens" --data-dir "$WORK/data-web" \
+    --forward-to "$OH_WEB" --dicomweb-source "$OH_WEB" --workers 1 "${MODEL_ARGS[@]}" >>"$WORK/server.log" 2>&1 &
+SERVER=$!
+PIDS+=("$SERVER")
+wait_for 60 curl -fsS "http://127.0.0.1:$HTTP2/healthz"
+BASE="http://127.0.0.1:$HTTP2"
+LUNG1_STUDY=$("$CTT_BIN" inspect --json "$LUNG1" | json 'd["studies"][0]["study_instance_uid"]')
+dw_job() { curl -s -o "$WORK/dw.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "$1" "$BASE/v1/studies"; }
+oh_instances() { curl -fsS "http://127.0.0.1:$OH_HTTP/statistics" | json 'd["CountInstances"]'; }
+BEFORE=$(oh_instances)
+check "DICOMweb job accepted (202)" test "$(dw_job "{\"dicomweb\":\"$OH_WEB\",\"study\":\"$LUNG1_STUDY\"}")" = 202
+JOB=$(json 'd["job_id"]' <"$WORK/dw.json")
+check "DICOMweb job (QIDO-RS + WADO-RS from Orthanc) done" wait_done "$JOB"
+api "$BASE/v1/jobs/$JOB/report" >"$WORK/dw-report.json"
+check "the DICOMweb job's report equals the upload's (timings aside)" python3 -c '
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for r in (a, b): r.pop("timings_ms", None)
+sys.exit(0 if a == b else 1)' "$WORK/upload-report.json" "$WORK/dw-report.json"
+wait_for 120 forwarded || true
+FWD=$(fwd)
+check "results forwarded by STOW-RS ($FWD)" python3 -c '
+import re, sys
+m = re.fullmatch(r"sent (\d+)/(\d+) to (.*)", sys.argv[1])
+sys.exit(0 if m and m[1] == m[2] and int(m[1]) > 0 and m[3] == sys.argv[2] else 1)' "$FWD" "$OH_WEB"
+SENT=$(echo "$FWD" | sed -E 's#^sent ([0-9]+)/.*#\1#')
+check "Orthanc holds $SENT more instances after the STOW-RS" test "$(( $(oh_instances) - BEFORE ))" = "$SENT"
+check "DICOMweb job: a server not in dicomweb_sources → 403" test "$(dw_job "{\"dicomweb\":\"http://127.0.0.1:9/dicom-web\",\"study\":\"$LUNG1_STUDY\"}")" = 403
+check "DICOMweb job: an unknown study → 404" test "$(dw_job "{\"dicomweb\":\"$OH_WEB\",\"study\":\"1.2.3.4.5\"}")" = 404
+check "DICOMweb job: a series that is not CT → 422" test "$(dw_job "{\"dicomweb\":\"$OH_WEB\",\"study\":\"$LUNG1_STUDY\",\"series\":\"$(curl -fsS "$OH_WEB/studies/$LUNG1_STUDY/series?Modality=SR" | json 'd[0]["0020000E"]["Value"][0]')\"}")" = 422
+check "DICOMweb job: not a UID → 400" test "$(dw_job "{\"dicomweb\":\"$OH_WEB\",\"study\":\"x; rm\"}")" = 400
 
 # ---------------------------------------------------------------- batch: kill -9 and resume
 mkdir -p "$WORK/batch-root"

@@ -117,7 +117,8 @@ def orthanc_config(path, http, dicom, storage, scp_aet, scp_port):
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "DicomModalities": {"ctt": [scp_aet, "127.0.0.1", int(scp_port)]},
-        "Plugins": [],
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "StableAge": 2,
     }
     with open(path, "w") as f:

@@ -1,10 +1,13 @@
-//! Forwarding a finished job's DICOM objects (and, if configured, its inputs) to PACS.
+//! Forwarding a finished job's DICOM objects (and, if configured, its inputs)
+//! to PACS: C-STORE to a DICOM node or STOW-RS to a DICOMweb root.
 
 use std::path::Path;
 
 use serde_json::json;
 
 use super::Server;
+use crate::config::ForwardTo;
+use crate::dicomweb;
 use crate::input::{is_zip, list_files};
 use crate::jobs::Job;
 use crate::metrics::ResultLabel;
@@ -28,7 +31,14 @@ impl Server {
         let status = if files.is_empty() {
             "none: no DICOM objects to send".to_string()
         } else {
-            match scu::send(&files, &dest, &self.cfg.ae_title) {
+            let sent = match &dest {
+                ForwardTo::Dimse(d) => scu::send(&files, d, &self.cfg.ae_title),
+                ForwardTo::Dicomweb(t) => self
+                    .cfg
+                    .forward_authorization()
+                    .and_then(|auth| dicomweb::store(&files, t, auth.as_deref())),
+            };
+            match sent {
                 Ok(sent) => {
                     for (result, n) in [("stored", sent.stored), ("failed", sent.failed.len())] {
                         self.metrics

@@ -42,6 +42,7 @@ impl IntoResponse for NativeError {
             NativeError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
             NativeError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             NativeError::Input(_) => StatusCode::BAD_REQUEST,
+            NativeError::Network(_) => StatusCode::BAD_GATEWAY,
             NativeError::Request { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
@@ -237,6 +238,15 @@ async fn post_studies(
     Extension(caller): Extension<Identity>,
     req: Request,
 ) -> Result<Response> {
+    let json_body = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    if json_body {
+        // A study on a DICOMweb server instead of an upload.
+        return super::wado::post_dicomweb_study(s, caller, req).await;
+    }
     let boundary = form_boundary(req.headers())?;
     let mut mp = multipart(req, boundary);
     let dir = s.new_input_dir()?;
@@ -285,6 +295,12 @@ async fn post_studies(
         json!({"files": files, "instances": instances, "bytes": bytes, "skipped": skipped.len()}),
     )?;
     cleanup.0 = None;
+    Ok(accepted(&job, &skipped))
+}
+
+/// `202 Accepted` with the job id, its status URL (also as `Location`) and
+/// what was skipped.
+pub(super) fn accepted(job: &Job, skipped: &[String]) -> Response {
     let url = format!("/v1/jobs/{}", job.id);
     let mut body = json!({"job_id": job.id, "state": job.state, "status_url": url});
     if !skipped.is_empty() {
@@ -294,7 +310,7 @@ async fn post_studies(
     if let Ok(v) = HeaderValue::from_str(&url) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// A job the caller may see; others are "not found" (their ids are not confirmed).

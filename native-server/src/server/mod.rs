@@ -34,6 +34,7 @@ mod http;
 mod incoming;
 mod listen;
 mod stow;
+mod wado;
 
 pub use http::router;
 pub use listen::{HttpOptions, run, serve_http};
