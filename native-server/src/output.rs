@@ -158,7 +158,7 @@ pub fn write_analysis(dir: &Path, analysis: &Analysis, opts: &OutputOptions) -> 
     if let Some(key) = &opts.deidentify {
         bo = bo.deidentify(DeidOptions::default(), &key.0);
     }
-    let b = dicom::bundle(analysis, &bo).map_err(ct_triage_core::Error::from)?;
+    let b = dicom::bundle(analysis, &bo)?;
     if let Some(e) = &b.dicom_error {
         tracing::warn!(error = %e, "DICOM objects not written");
     }

@@ -14,7 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use ct_triage_core::classify::{
     Classifier, InputSpec, ModelId, ModelManifest, Normalization, OutputSpec,
 };
-use ct_triage_native::config::ServerConfig;
+use ct_triage_native::config::{ForwardTo, ServerConfig};
 use ct_triage_native::jobs::{JobState, Outcome};
 use ct_triage_native::server::{Server, router};
 use ct_triage_tests::lung1_dir;
@@ -345,7 +345,19 @@ fn config_file_is_read_and_checked() {
     let cfg = ServerConfig::from_file(&path).unwrap();
     cfg.validate().unwrap();
     assert_eq!(cfg.dicom_addr().as_deref(), Some("127.0.0.1:11112"));
-    assert_eq!(cfg.destination().unwrap().unwrap().ae_title, "PACS");
+    match cfg.destination().unwrap().unwrap() {
+        ForwardTo::Dimse(d) => assert_eq!(d.ae_title, "PACS"),
+        other => panic!("HOST:PORT:AET parsed as {other:?}"),
+    }
+    // A DICOMweb root is a STOW-RS destination.
+    let web = ServerConfig {
+        forward_to: Some("http://127.0.0.1:8042/dicom-web/".into()),
+        ..ServerConfig::default()
+    };
+    match web.destination().unwrap().unwrap() {
+        ForwardTo::Dicomweb(t) => assert_eq!(t.url, "http://127.0.0.1:8042/dicom-web"),
+        other => panic!("a DICOMweb URL parsed as {other:?}"),
+    }
     assert_eq!(cfg.max_instances, 100);
     assert_eq!(cfg.workers, 1, "defaults fill what the file leaves out");
 
