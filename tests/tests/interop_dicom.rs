@@ -186,7 +186,7 @@ SIDE = {'right': '24028007', 'left': '7771000'}
 RADS = {'0': 'LR0', '1': 'LR1', '2': 'LR2', '3': 'LR3', '4A': 'LR4A', '4B': 'LR4B', '4X': 'LR4X'}
 def close(a, b): return abs(a - b) <= 1e-9 * max(1.0, abs(b))
 for i, (g, f) in enumerate(zip(groups, rep['findings'])):
-    assert g.tracking_uid == f['tracking_uid'] and g.tracking_identifier == 'Finding %d' % f['id']
+    assert g.tracking_uid == f['tracking_uid'] and g.tracking_identifier == 'Cornerstone3DTools@^0.1.0:Bidirectional:Finding %d' % f['id']
     assert g.finding_type == KIND[f['kind']], g.finding_type
     site = g.finding_sites[0]
     assert site.value.value == LOBE[f['location']['lobe']] and site.laterality.value == SIDE[f['location']['side']]
@@ -216,9 +216,11 @@ for i, (g, f) in enumerate(zip(groups, rep['findings'])):
     assert close(brock.value, f['brock_probability']) and brock.method == C('BROCK', '99CTT')
     names = [m.name.meaning for m in g.get_measurements()]
     assert len(names) == len(set(names)), names
-    # The long axis polyline and the image it was measured on.
-    coords = [c for c in long_[0].ContentSequence if c.ValueType == 'SCOORD3D']
-    assert coords[0].GraphicType == 'POLYLINE' and len(coords[0].GraphicData) == 6
+    # The long axis polyline on the image it was measured on (2-D SCOORD, SELECTED FROM the slice).
+    coords = [c for c in long_[0].ContentSequence if c.ValueType == 'SCOORD']
+    assert coords[0].GraphicType == 'POLYLINE' and len(coords[0].GraphicData) == 4
+    assert coords[0].ContentSequence[0].RelationshipType == 'SELECTED FROM'
+    assert not [c for c in long_[0].ContentSequence if c.ValueType == 'SCOORD3D']
     evals = {(q.name.value, q.name.scheme_designator): q.value.value for q in g.get_qualitative_evaluations()}
     assert evals[('111005', 'DCM')] == RADS[f['lung_rads']], evals
     assert ('NODTYPE', '99CTT') in evals

@@ -572,7 +572,8 @@ fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
 }
 
 /// Long and short axis (mm, edge to edge) of a 2-D mask and their endpoints in
-/// (continuous) box pixel coordinates `[x, y]`.
+/// (continuous) box pixel coordinates `[x, y]`, edge to edge too: the
+/// endpoints are as far apart as the axis is long.
 fn axes(
     plane: &ndarray::Array2<bool>,
     sx: f64,
@@ -636,7 +637,29 @@ fn axes(
             }
         }
     }
-    (best + pix, sbest + pix, la, sa)
+    // The reported lengths run edge to edge (centre distance + one pixel):
+    // so do the drawn calipers — each end half a pixel further out along its
+    // axis — and a viewer measuring the polyline gets the reported length.
+    let long_dir = if best > 0.0 { long_dir } else { [1.0, 0.0] };
+    let short_dir = if sbest > 0.0 {
+        let v = [(sa[1][0] - sa[0][0]) * sx, (sa[1][1] - sa[0][1]) * sy];
+        [v[0] / sbest, v[1] / sbest]
+    } else {
+        [-long_dir[1], long_dir[0]]
+    };
+    let out = |seg: [[f64; 2]; 2], dir: [f64; 2]| {
+        let d = [dir[0] * pix / 2.0 / sx, dir[1] * pix / 2.0 / sy];
+        [
+            [seg[0][0] - d[0], seg[0][1] - d[1]],
+            [seg[1][0] + d[0], seg[1][1] + d[1]],
+        ]
+    };
+    (
+        best + pix,
+        sbest + pix,
+        out(la, long_dir),
+        out(sa, short_dir),
+    )
 }
 
 /// The radius (mm) of the first 1 mm shell around the candidate centre whose
@@ -841,5 +864,40 @@ fn locate(
         juxtapleural,
         lobe: crate::anatomy::Lobe::Unknown,
         lobe_method: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::axes;
+
+    /// Distance (mm) between two box pixel positions.
+    fn mm(a: [f64; 2], b: [f64; 2], sx: f64, sy: f64) -> f64 {
+        (((a[0] - b[0]) * sx).powi(2) + ((a[1] - b[1]) * sy).powi(2)).sqrt()
+    }
+
+    #[test]
+    fn the_drawn_axes_are_as_long_as_the_reported_ones() {
+        // An ellipse 21 × 11 px on anisotropic pixels, a tilted bar, one pixel.
+        let (sx, sy) = (0.57, 0.7);
+        let ellipse = ndarray::Array2::from_shape_fn((15, 25), |(y, x)| {
+            let (dx, dy) = (x as f64 - 12.0, y as f64 - 7.0);
+            (dx / 10.5).powi(2) + (dy / 5.5).powi(2) <= 1.0
+        });
+        let bar =
+            ndarray::Array2::from_shape_fn((20, 20), |(y, x)| (x as i64 - y as i64).abs() <= 1);
+        let dot = ndarray::Array2::from_shape_fn((3, 3), |(y, x)| x == 1 && y == 1);
+        for (what, m) in [("ellipse", ellipse), ("bar", bar), ("dot", dot)] {
+            let (long, short, la, sa) = axes(&m, sx, sy);
+            assert!(long >= short && short > 0.0, "{what}: {long} {short}");
+            assert!(
+                (mm(la[0], la[1], sx, sy) - long).abs() < 1e-9,
+                "{what} long"
+            );
+            assert!(
+                (mm(sa[0], sa[1], sx, sy) - short).abs() < 1e-9,
+                "{what} short"
+            );
+        }
     }
 }

@@ -163,9 +163,9 @@ pub const SOURCE: Code = c("260753009", "SCT", "Source");
 // ---- measurements (TID 1419 / TID 300, CID 7469 and CID 7464) ----
 
 /// (103339001, SCT) CID 7469.
-pub const LONG_AXIS: Code = c("103339001", "SCT", "Long axis");
+pub const LONG_AXIS: Code = c("103339001", "SCT", "Long Axis");
 /// (103340004, SCT) CID 7469.
-pub const SHORT_AXIS: Code = c("103340004", "SCT", "Short axis");
+pub const SHORT_AXIS: Code = c("103340004", "SCT", "Short Axis");
 /// (81827009, SCT) CID 7469; with Derivation = Mean it is the mean diameter.
 pub const DIAMETER: Code = c("81827009", "SCT", "Diameter");
 /// (118565006, SCT) CID 7469.

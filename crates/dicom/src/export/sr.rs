@@ -11,7 +11,8 @@
 //!  │             one IMAGE per source instance/frame)
 //!  ├ CONTAINS Imaging Measurements
 //!  │   └ CONTAINS Measurement Group (one per finding)            TID 1411
-//!  │       ├ Tracking Identifier "Finding N", Tracking Unique Identifier (TID 4108)
+//!  │       ├ Tracking Identifier "…:Bidirectional:Finding N" (the prefix OHIF
+//!  │       │   needs, see SrOptions), Tracking Unique Identifier (TID 4108)
 //!  │       ├ Finding category = Morphologically abnormal structure
 //!  │       ├ Finding = Nodule | Mass
 //!  │       ├ Finding Site = Upper / Middle / Lower lobe of lung (the landmark
@@ -21,9 +22,10 @@
 //!  │       │   Algorithm Family = Artificial Intelligence       TID 4019
 //!  │       ├ Referenced Segment (SEG segment N) + Source series for segmentation,
 //!  │       │   or, without a SEG, Volume Surface (SCOORD3D POINT at the centre)
-//!  │       ├ NUM Long axis, Short axis [mm], each INFERRED FROM the axis as a
-//!  │       │   2-D SCOORD POLYLINE (pixel column/row, SELECTED FROM its slice),
-//!  │       │   as a SCOORD3D POLYLINE, and the source image it was measured on
+//!  │       ├ NUM Long Axis, Short Axis [mm], each INFERRED FROM the axis as a
+//!  │       │   2-D SCOORD POLYLINE edge to edge (pixel column/row, SELECTED FROM
+//!  │       │   its slice; SCOORD3D only when the slice is unknown) and the
+//!  │       │   source image it was measured on
 //!  │       ├ NUM Diameter (Derivation Mean) [mm], Volume [mm3],
 //!  │       │   Attenuation Coefficient (Derivation Mean) [[hnsf'U]],
 //!  │       │   Solid component mean diameter [mm] (part-solid only, 99CTT)
@@ -97,7 +99,17 @@ pub struct SrOptions {
     pub image_library: bool,
     /// SOP Instance UID. Default none: derived from the analysis and content time.
     pub sop_instance_uid: Option<String>,
+    /// Written before `Finding N` in each group's Tracking Identifier.
+    /// Default [`OHIF_TRACKING_PREFIX`]: OHIF (dcmjs' Cornerstone3D adapters)
+    /// lists an SR's measurements in its panel only when the identifier names
+    /// the tool that draws them; other readers show it as text. `""` writes
+    /// plain `Finding N`.
+    pub tracking_identifier_prefix: String,
 }
+
+/// The Tracking Identifier prefix OHIF 3 needs to show a measurement group
+/// as a bidirectional (long and short axis) measurement.
+pub const OHIF_TRACKING_PREFIX: &str = "Cornerstone3DTools@^0.1.0:Bidirectional:";
 
 impl Default for SrOptions {
     fn default() -> Self {
@@ -108,6 +120,7 @@ impl Default for SrOptions {
             segmentation: None,
             image_library: true,
             sop_instance_uid: None,
+            tracking_identifier_prefix: OHIF_TRACKING_PREFIX.into(),
         }
     }
 }
@@ -387,7 +400,7 @@ fn measurement_group(
         text(
             HAS_OBS_CONTEXT,
             &codes::TRACKING_IDENTIFIER,
-            &format!("Finding {}", f.id),
+            &format!("{}Finding {}", o.tracking_identifier_prefix, f.id),
         ),
         uidref(HAS_OBS_CONTEXT, &codes::TRACKING_UID, &f.tracking_uid),
         code(
@@ -467,21 +480,24 @@ fn measurement_group(
     let axis_sources = |axis: [[f64; 3]; 2]| -> Vec<Obj> {
         let mut v = Vec::new();
         if let Some(s) = slice {
-            // The axis on its slice in pixel coordinates (2-D SCOORD, TID 320),
-            // what viewers draw most reliably.
+            // The axis on its slice in pixel coordinates (2-D SCOORD, TID 320):
+            // what viewers draw. Only the 2-D one: a SCOORD3D beside it makes
+            // OHIF 3.13 read the 3-D path, where it finds no image and shows no
+            // values; the slice's geometry places the 2-D points in 3-D.
             let points = axis.map(|p| {
                 let [x, y, _] = geometry.patient_to_voxel(p);
                 pixel_point(x, y)
             });
             v.push(scoord_on_image(INFERRED_FROM, "POLYLINE", &points, s));
+        } else {
+            v.push(scoord3d(
+                INFERRED_FROM,
+                &codes::SOURCE,
+                "POLYLINE",
+                &axis,
+                for_uid,
+            ));
         }
-        v.push(scoord3d(
-            INFERRED_FROM,
-            &codes::SOURCE,
-            "POLYLINE",
-            &axis,
-            for_uid,
-        ));
         if let Some(s) = slice {
             v.push(image(
                 INFERRED_FROM,
