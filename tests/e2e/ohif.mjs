@@ -246,14 +246,14 @@ http {
   const rightPanel = () => page.evaluate(() => [...document.querySelectorAll('[data-panel-id]')].map((p) => p.innerText)
     .filter((t) => /Measurements \(\d+\)/.test(t)).sort((a, b) => a.length - b.length)[0] || '');
   if (!/Measurements \(/.test(await rightPanel().catch(() => ''))) await page.click('[data-cy="trackedMeasurements-btn"]').catch(() => {});
-  const listed = await page.waitForFunction(([v, tol]) => {
+  // Wait until the panel lists measurements with values, then read them.
+  await page.waitForFunction(() => {
     const t = [...document.querySelectorAll('[data-panel-id]')].map((p) => p.innerText)
       .filter((x) => /Measurements \(\d+\)/.test(x)).sort((a, b) => a.length - b.length)[0] || '';
-    const m = t.match(/Measurements \((\d+)\)/);
-    if (!m || m[1] === '0') return null;
-    return (t.match(/\d+(\.\d+)?/g) || []).some((n) => Math.abs(Number(n) - v) <= tol) ? m[0] : null;
-  }, [long, TOL], { timeout: prompt === 'prompt' ? LONG : 10000, polling: 250 }).then((h) => h.jsonValue()).catch(() => null);
+    return /Measurements \([1-9]\d*\)/.test(t) && /\d mm/.test(t);
+  }, null, { timeout: prompt === 'prompt' ? LONG : 10000, polling: 250 }).catch(() => {});
   const rows = await rightPanel();
+  const listed = /Measurements \([1-9]\d*\)/.test(rows) && near(rows);
   check(!!listed, `OHIF's measurement panel lists finding 1 with its long axis ${long} mm: ${rows.replace(/\s+/g, ' ').slice(0, 300)}${prompt === 'prompt' ? '' : ' (OHIF did not offer to track the SR: not rehydratable)'}`);
   if (!listed) [...new Set(consoleLines.filter((l) => /rehydratable|skipping annotation|Unable to generate/i.test(l)))].forEach((l) => console.log(`     OHIF console: ${l.slice(0, 300)}`));
   await page.screenshot({ path: path.join(OUT, 'ohif-sr.png') });
