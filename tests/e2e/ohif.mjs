@@ -267,9 +267,10 @@ http {
   check(segPrompt, 'the SEG, double-clicked, is shown over the CT (OHIF asks "Do you want to open this Segmentation?")');
   if (segPrompt) await page.getByRole('button', { name: 'Yes', exact: true }).click();
   const labels = report.findings.map((f) => `Finding ${f.id}`);
-  const segPanel = () => page.evaluate((ls) => ls.every((l) => document.body.innerText.includes(l)), labels);
-  if (!(await segPanel())) await page.click('[data-cy="panelSegmentation-btn"]').catch(() => {});
-  const segOk = await page.waitForFunction((ls) => ls.every((l) => document.body.innerText.includes(l)), labels, { timeout: LONG, polling: 250 }).then(() => true, () => false);
+  // In a side panel (a layout panel without the viewport), not anywhere on the page.
+  const inPanel = (ls) => [...document.querySelectorAll('[data-panel-id]')].some((p) => !p.querySelector('[data-cy="viewport-grid"]') && ls.every((l) => p.innerText.includes(l)));
+  if (!(await page.evaluate(inPanel, labels))) await page.click('[data-cy="panelSegmentation-btn"]').catch(() => {});
+  const segOk = await page.waitForFunction(inPanel, labels, { timeout: LONG, polling: 250 }).then(() => true, () => false);
   check(segOk, `OHIF's segmentation panel lists the SEG's segments ${labels.join(', ')}`);
   await page.screenshot({ path: path.join(OUT, 'ohif-seg.png') });
 } catch (e) {
