@@ -8,7 +8,8 @@
 #   3. parity: the browser's report equals the native CLI's (timings aside),
 #      and the browser/native time ratio; DICOMweb (dicomweb.mjs): lung1 in a
 #      real Orthanc, fetched by the page over WADO-RS, results back by STOW-RS,
-#      and the client's error cases
+#      and the client's error cases; OHIF (ohif.sh): the released OHIF
+#      viewer shows ct-triage's SR measurements and SEG segments from Orthanc
 #   4. PERF=1: the synthetic 512×512×300 series end to end in the browser
 # Exits non-zero on any failure.
 #
@@ -121,6 +122,9 @@ step "parity with the native CLI (ct-triage analyze sample-dicom/lung1)" parity
 
 # ---------------------------------------------------------------- 3b. DICOMweb: Orthanc → page → Orthanc
 step "DICOMweb: a real Orthanc (QIDO/WADO/STOW), the page opened with ?dicomweb=…&study=…" node "$HERE/dicomweb.mjs"
+
+# ---------------------------------------------------------------- 3c. the released OHIF viewer: ct-triage's SR and SEG in it
+step "OHIF 3.13.2 (npm @ohif/app dist) on the same Orthanc setup: SR measurements and SEG segments shown" "$HERE/ohif.sh"
 
 # ---------------------------------------------------------------- 4. 512×512×300 in the browser
 perf() {
