@@ -9,7 +9,7 @@
 //      browser lists the SR and the SEG; the SR, opened, lists ct-triage's
 //      finding 1 with its long axis (the value of report.json, in mm) in the
 //      measurement panel; the SEG, opened, lists the findings' segments.
-// Writes tests/e2e/out/ohif-sr.png (copied to docs/ohif-sr.png) and
+// Writes tests/e2e/out/ohif-sr.png (with UPDATE_DOCS=1 copied to docs/ohif-sr.png) and
 // tests/e2e/out/ohif-seg.png. Run by tests/e2e/ohif.sh, which gets OHIF.
 //
 //   node tests/e2e/ohif.mjs --ohif tests/e2e/.cache/ohif-3.13.2/dist   # CTT_BIN=… for the CLI
@@ -257,7 +257,8 @@ http {
   check(!!listed, `OHIF's measurement panel lists finding 1 with its long axis ${long} mm: ${rows.replace(/\s+/g, ' ').slice(0, 300)}${prompt === 'prompt' ? '' : ' (OHIF did not offer to track the SR: not rehydratable)'}`);
   if (!listed) [...new Set(consoleLines.filter((l) => /rehydratable|skipping annotation|Unable to generate/i.test(l)))].forEach((l) => console.log(`     OHIF console: ${l.slice(0, 300)}`));
   await page.screenshot({ path: path.join(OUT, 'ohif-sr.png') });
-  fs.copyFileSync(path.join(OUT, 'ohif-sr.png'), path.join(ROOT, 'docs/ohif-sr.png'));
+  // UPDATE_DOCS=1 refreshes the README's screenshot; a plain run leaves the tree clean.
+  if (process.env.UPDATE_DOCS === '1') fs.copyFileSync(path.join(OUT, 'ohif-sr.png'), path.join(ROOT, 'docs/ohif-sr.png'));
 
   // The SEG: its segments, named after the findings, in the segmentation panel.
   await thumb('SEG').dblclick();
