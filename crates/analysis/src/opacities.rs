@@ -391,7 +391,7 @@ pub const CONSOLIDATION: u8 = 2;
 /// percent: 0 none, 1 < 5 %, 2 5–25 %, 3 26–49 %, 4 50–75 %, 5 > 75 %. Below
 /// `floor_percent` (threshold noise) the lobe scores 0.
 pub fn pan_lobe_score(percent: f64, floor_percent: f64) -> u8 {
-    if !(percent > 0.0) || percent < floor_percent {
+    if percent.is_nan() || percent <= 0.0 || percent < floor_percent {
         0
     } else if percent < 5.0 {
         1
@@ -784,7 +784,7 @@ pub fn measure(
         let t = (z1 - z) / (z1 - z0);
         ((t * 3.0).floor() as usize).min(2)
     };
-    let slices: Vec<(Counts, Vec<(usize, usize, u8)>)> = (lo[0]..=hi[0])
+    let slices: Vec<SliceCounts> = (lo[0]..=hi[0])
         .into_par_iter()
         .map(|k| {
             let mut a = Counts::default();
@@ -990,6 +990,9 @@ fn lobe_method(landmarks: bool) -> String {
             .to_string()
     }
 }
+
+/// One slice's counts and its labelled voxels `(j, i, label)`.
+type SliceCounts = (Counts, Vec<(usize, usize, u8)>);
 
 /// Voxel counts of one slice (or of all).
 #[derive(Debug, Default, Clone)]
@@ -1442,7 +1445,12 @@ mod tests {
         let slab = paint(&mut v2, -600, |x, y, z| {
             (6.0..30.0).contains(&x) && (14.0..46.0).contains(&y) && (14.0..46.0).contains(&z)
         });
-        let o = run(&v2, &l, &[e.clone()], &OpacityOptions::default());
+        let o = run(
+            &v2,
+            &l,
+            std::slice::from_ref(&e),
+            &OpacityOptions::default(),
+        );
         assert!(
             (o.right.ground_glass_ml - slab as f64 / 1000.0).abs() < 0.1 * slab as f64 / 1000.0
         );
