@@ -65,6 +65,12 @@ cargo build --release -p ct-triage
 "$CTT_PYTHON" tests/insertion/harness.py --check --work target/insertion --out target/insertion/results.json
 done_step
 
+step "diffuse opacities on real CT backgrounds (tests/insertion/opacities.py --check)"
+# 14 scans of lung1 / lung2 with ground glass and consolidation of known volume,
+# plus both scans as shipped; fails below the floors of issue 16 (tests/insertion/README.md).
+"$CTT_PYTHON" tests/insertion/opacities.py --check --work target/insertion-opacities --out target/insertion-opacities/opacities.json
+done_step
+
 step "ONNX Runtime parity (burn vs ort, shipped model)"
 # Already built and run above: the workspace build unifies core's `ort` feature
 # (native-server enables it). Rerun to show it, and fail if it was compiled out.

@@ -30,7 +30,7 @@
 
 pub use ct_triage_analysis::{
     anatomy, assess, calcification, candidates, classify, findings, imgproc, lungrads, lungs,
-    measure, morphology, progress, quality, resample, risk, series, triage, volume,
+    measure, morphology, opacities, progress, quality, resample, risk, series, triage, volume,
 };
 pub use ct_triage_dicom::{deid, error, ingest};
 

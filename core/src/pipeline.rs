@@ -37,6 +37,7 @@ pub use crate::findings::{AcceptRules, UnresolvedRules};
 use crate::ingest::{self, IngestOptions, InputFile, LoadedSeries, Severity, Warning};
 use crate::lungs::{self, LungOptions};
 use crate::measure::{self, FindingMask, MeasureOptions, Measurement};
+use crate::opacities::{self, Exclusion, OpacityInput, OpacityOptions};
 use crate::progress::{Progress, Stage};
 pub use crate::report::{Analysis, KeyImage};
 use crate::report::{
@@ -71,6 +72,9 @@ pub struct AnalysisOptions {
     pub candidates: CandidateOptions,
     /// Measurement stage. Default: [`MeasureOptions::default`].
     pub measure: MeasureOptions,
+    /// Diffuse-opacity stage. Default: [`OpacityOptions::default`].
+    #[serde(default)]
+    pub opacities: OpacityOptions,
     /// Triage thresholds. Default: [`TriageRules::default`].
     pub triage: TriageRules,
     /// Patient information from the caller. Default: none.
@@ -102,6 +106,7 @@ impl Default for AnalysisOptions {
             lungs: LungOptions::default(),
             candidates: CandidateOptions::default(),
             measure: MeasureOptions::default(),
+            opacities: OpacityOptions::default(),
             triage: TriageRules::default(),
             patient: PatientOverrides::default(),
             min_slices: 16,
@@ -270,10 +275,40 @@ fn analyze_loaded(
     progress.progress(Stage::Measure, 1.0);
     timer.lap(Stage::Measure);
 
+    // Diffuse opacities (ground glass, consolidation), the focal findings kept out.
+    let anatomy = crate::anatomy::LungAnatomy::estimate(&iso, &lungs);
+    let opacity = if inconclusive.is_none() {
+        let exclude: Vec<Exclusion> = kept
+            .iter()
+            .map(|(_, m)| Exclusion::from_mask(&m.mask, &series.volume.geometry))
+            .collect();
+        let input = OpacityInput {
+            iso: &iso,
+            lungs: &lungs,
+            exclude: &exclude,
+            anatomy: Some(&anatomy),
+        };
+        let mut r = opacities::measure(&input, &opts.opacities, progress)?;
+        if let Some((k, n)) = r.most_affected_iso_k {
+            let p = iso.geometry.voxel_to_patient([0.0, 0.0, k as f64]);
+            let sv = series.volume.geometry.patient_to_voxel(p);
+            let idx = (sv[2].round().max(0.0) as usize).min(n_slices.saturating_sub(1));
+            let px = iso.geometry.spacing[0] * iso.geometry.spacing[1];
+            r.opacities.most_affected_slice = Some(crate::report::AffectedSlice {
+                slice_index: idx,
+                image_number: series.slices.get(idx).and_then(|s| s.instance_number),
+                area_cm2: (n as f64 * px / 100.0 * 10.0).round() / 10.0,
+            });
+        }
+        Some(r.opacities)
+    } else {
+        None
+    };
+    timer.lap(Stage::Opacities);
+
     // Risk, Lung-RADS, suspicion, triage.
     // ---- issue 12: clinical rules in core::assess (lobe, Brock, Lung-RADS, triage) ----
     let patient = patient_context(&series, &opts.patient, lungs.summary.laa950_fraction);
-    let anatomy = crate::anatomy::LungAnatomy::estimate(&iso, &lungs);
     let ctx = crate::assess::Context {
         patient: &patient,
         anatomy: &anatomy,
@@ -325,6 +360,7 @@ fn analyze_loaded(
         for ((f, _, _), g) in findings.iter_mut().zip(fs) {
             *f = g;
         }
+        let e = triage::escalate_pattern(e, opacity.as_ref(), &opts.triage.pattern);
         triage::escalate_unresolved(e, &unresolved)
     };
     if lungs.inconclusive.is_none()
@@ -464,6 +500,7 @@ fn analyze_loaded(
         warnings,
         lungs: (lungs.summary.right_ml + lungs.summary.left_ml > 0.0)
             .then(|| lungs.summary.clone()),
+        opacities: opacity,
         candidates: CandidateSummary {
             detected,
             classified: detected,

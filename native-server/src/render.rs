@@ -220,6 +220,7 @@ pub fn report_text(r: &Report) -> String {
             }
         }
     }
+    out.push_str(&opacities_text(r));
     if !r.warnings.is_empty() {
         out.push_str("\nWarnings:\n");
         for w in &r.warnings {
@@ -241,6 +242,58 @@ pub fn report_text(r: &Report) -> String {
         r.timings_ms.get("total").copied().unwrap_or(0.0) / 1000.0
     ));
     out
+}
+
+/// The diffuse-opacity lines of the summary (empty when the report has no section):
+/// per lung ground glass, consolidation and percent, the CT severity score with
+/// its lobe scores, the distribution and the emphysema index beside it.
+pub fn opacities_text(r: &Report) -> String {
+    let Some(o) = &r.opacities else {
+        return String::new();
+    };
+    let lung = |name: &str, l: &ct_triage_core::report::LungOpacity| {
+        format!(
+            "  {name:<5} ground glass {:>6.1} mL  consolidation {:>6.1} mL  {:>5.1} % of {:.0} mL\n",
+            l.ground_glass_ml, l.consolidation_ml, l.percent_of_lung, l.lung_ml
+        )
+    };
+    let lobes: Vec<String> = o
+        .lobes
+        .iter()
+        .map(|l| {
+            let n = match l.lobe {
+                ct_triage_core::report::Lobe::RightUpper => "RUL",
+                ct_triage_core::report::Lobe::RightMiddle => "RML",
+                ct_triage_core::report::Lobe::RightLower => "RLL",
+                ct_triage_core::report::Lobe::LeftUpper => "LUL",
+                ct_triage_core::report::Lobe::LeftLower => "LLL",
+                ct_triage_core::report::Lobe::Unknown => "?",
+            };
+            format!("{n} {}", l.score)
+        })
+        .collect();
+    let d = &o.distribution;
+    let zone = d
+        .predominant_zone
+        .map_or("none".to_string(), |z| format!("{z:?}").to_lowercase());
+    let slice = o.most_affected_slice.as_ref().map_or(String::new(), |s| {
+        format!(
+            "; most affected image {}",
+            s.image_number
+                .map_or(format!("slice {}", s.slice_index), |n| n.to_string())
+        )
+    });
+    format!(
+        "\nOpacities (pattern, not a diagnosis):\n{}{}  CT severity score {}/25 ({}; lobes approximated*)\n  \
+         distribution: {}, {}, predominant zone {zone}{slice}; emphysema %LAA-950 {:.1} %\n",
+        lung("right", &o.right),
+        lung("left", &o.left),
+        o.ct_severity_score,
+        lobes.join(", "),
+        d.laterality.replace('_', " "),
+        d.axial,
+        o.emphysema_laa950_percent,
+    )
 }
 
 /// The candidate list of a report made with `explain` (`analyze --explain`):

@@ -25,6 +25,14 @@ export interface Report {
   lungs: LungSummary | null;
   /** The model used. */
   model: ModelId;
+  /**
+   * Diffuse opacities (ground glass, consolidation) per lung, zone and lobe with
+   * the CT severity score: a pattern description, not a diagnosis. Present
+   * whenever the analysis ran on the lungs (all zeros without opacity); `null`
+   * when the input was inconclusive (no lungs, too few slices) and in reports
+   * written before it existed.
+   */
+  opacities: Opacities | null;
   /** Patient context used by the risk model. */
   patient: PatientContext;
   /** `REPORT_SCHEMA`. */
@@ -33,6 +41,16 @@ export interface Report {
   timings_ms: Record<string, number>;
   /** Warnings about the input and the analysis. */
   warnings: Warning[];
+}
+
+/** The axial slice with the most opacity. */
+export interface AffectedSlice {
+  /** Ground glass + consolidation on it, cm² (at the analysis grid). */
+  area_cm2: number;
+  /** Image number (InstanceNumber) of that slice. */
+  image_number: number | null;
+  /** Source-volume slice index (0-based, stack order). */
+  slice_index: number;
 }
 
 /** The Brock inputs of one finding that come from the image, and their sources. */
@@ -329,6 +347,20 @@ export interface KeyImageRef {
 /** Lobe of a finding (approximated). */
 export type Lobe = "right_upper" | "right_middle" | "right_lower" | "left_upper" | "left_lower" | "unknown";
 
+/** One lobe's share of the CT severity score. */
+export interface LobeScore {
+  /** Ground glass + consolidation in the lobe, mL. */
+  involved_ml: number;
+  /** The lobe (approximated; see `Opacities::lobe_method`). */
+  lobe: Lobe;
+  /** Lung volume of the lobe, mL. */
+  lung_ml: number;
+  /** Involvement, percent of the lobe. */
+  percent: number;
+  /** Pan et al. score: 0 none, 1 < 5 %, 2 5–25 %, 3 26–49 %, 4 50–75 %, 5 > 75 %. */
+  score: number;
+}
+
 /** Where a finding is. */
 export interface Location {
   /** Touches the pleura / chest wall. */
@@ -346,6 +378,24 @@ export interface Location {
   upper_lobe: boolean;
   /** Upper, middle or lower third of the covered lung height (not a lobe). */
   zone: Zone;
+}
+
+/** Ground glass and consolidation in one lung. */
+export interface LungOpacity {
+  /** Consolidation, mL. */
+  consolidation_ml: number;
+  /** Consolidation, percent of this lung's volume. */
+  consolidation_percent: number;
+  /** Ground glass, mL. */
+  ground_glass_ml: number;
+  /** Ground glass, percent of this lung's volume. */
+  ground_glass_percent: number;
+  /** Lung volume (the lung region of the lung stage), mL. */
+  lung_ml: number;
+  /** Ground glass + consolidation, percent of this lung's volume. */
+  percent_of_lung: number;
+  /** Per zone, upper first. */
+  zones: ZoneOpacity[];
 }
 
 /** Lung-RADS v2022 category. */
@@ -393,6 +443,50 @@ export interface Morphology {
 
 /** Nodule type by attenuation. */
 export type NoduleType = "solid" | "part_solid" | "ground_glass" | "calcified";
+
+/** The report's `opacities` section: diffuse ground glass and consolidation. */
+export interface Opacities {
+  /** CT severity score (Pan et al. 2020), 0–25: the sum of the lobe scores. */
+  ct_severity_score: number;
+  /** Where the opacities are. */
+  distribution: OpacityDistribution;
+  /** Emphysema index beside it: percent of lung voxels below −950 HU (%LAA-950). */
+  emphysema_laa950_percent: number;
+  /** Left lung. */
+  left: LungOpacity;
+  /** How the lobes were approximated. */
+  lobe_method: string;
+  /** Per lobe (RUL, RML, RLL, LUL, LLL). */
+  lobes: LobeScore[];
+  /** The method and its thresholds in words. */
+  method: string;
+  /** The slice with the most opacity (the key image), if any. */
+  most_affected_slice: AffectedSlice | null;
+  /** Right lung. */
+  right: LungOpacity;
+}
+
+/** Where the opacities are. */
+export interface OpacityDistribution {
+  /**
+   * `peripheral` (share ≥ the lung's + 0.15), `central` (≤ the lung's − 0.15),
+   * `diffuse` otherwise, `none` without opacity.
+   */
+  axial: string;
+  /**
+   * `none`, `unilateral_right`, `unilateral_left` or `bilateral` (a lung counts when
+   * its involvement reaches `involved_lung_percent`).
+   */
+  laterality: string;
+  /** Share of the lung volume within that shell (0–1): what a uniform spread would give. */
+  lung_peripheral_share: number;
+  /** Depth of the shell, mm (distance to the lung surface, mediastinal surface included). */
+  peripheral_mm: number;
+  /** Share of the opacity volume within the peripheral shell (0–1). */
+  peripheral_share: number;
+  /** Zone with the highest involvement (percent of the zone, both lungs), if any. */
+  predominant_zone: Zone | null;
+}
 
 /** Patient data used by risk models, and where each value came from. */
 export interface PatientContext {
@@ -450,3 +544,17 @@ export interface Warning {
 
 /** Cranio-caudal zone: thirds of the lung height *covered by the scan* (not a lobe). */
 export type Zone = "upper" | "middle" | "lower";
+
+/** Ground glass and consolidation in one zone of one lung. */
+export interface ZoneOpacity {
+  /** Consolidation, mL. */
+  consolidation_ml: number;
+  /** Ground glass, mL. */
+  ground_glass_ml: number;
+  /** Lung volume in the zone, mL. */
+  lung_ml: number;
+  /** Ground glass + consolidation, percent of the zone's lung volume. */
+  percent_of_zone: number;
+  /** Upper, middle or lower third of the lung's covered cranio-caudal extent. */
+  zone: Zone;
+}

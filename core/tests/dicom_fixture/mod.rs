@@ -338,6 +338,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         },
         warnings: vec![],
         lungs: None,
+        opacities: None,
         candidates: CandidateSummary {
             detected: 2,
             classified: 2,

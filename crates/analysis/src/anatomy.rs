@@ -161,6 +161,37 @@ impl LungAnatomy {
         }
     }
 
+    /// The lobe of a point (LPS mm) on `side`, without the method text
+    /// ([`Lobe::Unknown`] when the landmarks are unknown). Allocation-free, for
+    /// per-voxel use.
+    pub fn lobe_of(&self, side: Side, p: Vec3) -> Lobe {
+        if self.unknown_reason.is_some() {
+            return Lobe::Unknown;
+        }
+        let (Some(zc), Some(r), Some(l)) = (self.carina_z_mm, self.right, self.left) else {
+            return Lobe::Unknown;
+        };
+        let (y, z) = (p[1], p[2]);
+        match side {
+            Side::Right => {
+                if !r.above(y, z) {
+                    Lobe::RightLower
+                } else if z > zc - MINOR_FISSURE_BELOW_CARINA_MM {
+                    Lobe::RightUpper
+                } else {
+                    Lobe::RightMiddle
+                }
+            }
+            Side::Left => {
+                if l.above(y, z) {
+                    Lobe::LeftUpper
+                } else {
+                    Lobe::LeftLower
+                }
+            }
+        }
+    }
+
     /// The lobe of a point (LPS mm) on `side`.
     pub fn lobe_at(&self, side: Side, p: Vec3) -> LobeEstimate {
         let unknown = |why: &str| LobeEstimate {

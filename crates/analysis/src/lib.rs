@@ -20,6 +20,7 @@
 //! | measure | [`measure`] | candidate → [`measure::Measurement`] (segmentation, axes, type, calcification, morphology) |
 //! | findings | [`findings`] | classified, measured candidates → kept measurements and every candidate's fate ([`findings::AcceptRules`], [`findings::UnresolvedRules`]) |
 //! | assess | [`assess`] | measurement → [`report::Finding`] (lobe, Brock [`risk`], Lung-RADS [`lungrads`]) |
+//! | opacities | [`opacities`] | volume + lungs + focal findings → [`opacities::Opacities`] (ground glass, consolidation per lung / zone / lobe, CT severity score) |
 //! | triage | [`triage`] | findings → exam category and priority ([`triage::TriageRules`]) |
 //! | report | [`report`] | the [`report::Report`] schema, key images, limits |
 //!
@@ -54,6 +55,7 @@ pub mod lungrads;
 pub mod lungs;
 pub mod measure;
 pub mod morphology;
+pub mod opacities;
 pub mod progress;
 pub mod quality;
 pub mod report;

@@ -21,6 +21,8 @@ pub enum Stage {
     Classify,
     /// Segmenting and measuring findings.
     Measure,
+    /// Diffuse opacities (ground glass, consolidation) and the CT severity score.
+    Opacities,
     /// Risk, Lung-RADS and triage.
     Triage,
     /// Report and key images.
@@ -29,13 +31,14 @@ pub enum Stage {
 
 impl Stage {
     /// All stages in pipeline order.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Ingest,
         Stage::Resample,
         Stage::Lungs,
         Stage::Candidates,
         Stage::Classify,
         Stage::Measure,
+        Stage::Opacities,
         Stage::Triage,
         Stage::Report,
     ];
@@ -49,6 +52,7 @@ impl Stage {
             Stage::Candidates => "candidates",
             Stage::Classify => "classify",
             Stage::Measure => "measure",
+            Stage::Opacities => "opacities",
             Stage::Triage => "triage",
             Stage::Report => "report",
         }

@@ -35,7 +35,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Exam, FindingKind, LungRads, Priority};
+use crate::report::{Exam, FindingKind, LungRads, Opacities, Priority};
 
 /// What the AI malignancy score may do in triage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,164 @@ pub struct TriageRules {
     pub ai_raise_min_diameter_mm: f64,
     /// Highest band the AI may raise a finding to. Default `priority` (never `urgent`).
     pub ai_raise_max: Priority,
+    /// Rules on the diffuse-opacity pattern ([`PatternRules`]). Default: [`PatternRules::default`].
+    #[serde(default)]
+    pub pattern: PatternRules,
+}
+
+/// Triage rules on the diffuse-opacity pattern (`report.opacities`): they raise an
+/// exam's band, never lower it, and name a pattern, never a disease.
+///
+/// | band | when |
+/// |---|---|
+/// | `urgent` | CT severity score ≥ `urgent_severity_score` (10 of 25) |
+/// | `priority` | a lung with ground glass + consolidation ≥ `priority_percent` (5 %) of its volume, or consolidation ≥ `priority_consolidation_ml` (10 mL) in a lung |
+///
+/// Sources: the CT severity score of Pan et al. (Radiology 2020;295:715–721),
+/// where 5 % is the boundary between lobe scores 1 and 2; a total of 10 means on
+/// average 5–25 % involvement of every lobe (extensive, bilateral). These are
+/// reading-order choices of this project, not validated cut-offs: Francone et
+/// al. (Eur Radiol 2020;30:6808–6817) relate a score ≥ 18 to outcome, which is a
+/// prognostic, not a triage, threshold. 10 mL of consolidation is about a 27 mm
+/// cube — well beyond what the size rules leave of vessels and atelectasis on
+/// the repository's normal scans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PatternRules {
+    /// Apply these rules at all. Default true.
+    pub enabled: bool,
+    /// Involvement (percent of a lung) at or above which the exam is at least priority. Default 5 %.
+    pub priority_percent: f64,
+    /// Consolidation (mL, in one lung) at or above which the exam is at least priority. Default 10 mL.
+    pub priority_consolidation_ml: f64,
+    /// CT severity score (0–25) at or above which the exam is urgent. Default 10; `None`: never.
+    pub urgent_severity_score: Option<u8>,
+}
+
+impl Default for PatternRules {
+    fn default() -> Self {
+        PatternRules {
+            enabled: true,
+            priority_percent: 5.0,
+            priority_consolidation_ml: 10.0,
+            urgent_severity_score: Some(10),
+        }
+    }
+}
+
+impl PatternRules {
+    /// The rules in words.
+    pub fn describe(&self) -> String {
+        if !self.enabled {
+            return "opacity pattern not used".into();
+        }
+        let urgent = match self.urgent_severity_score {
+            Some(u) => format!("; CT severity score ≥ {u}/25 urgent"),
+            None => String::new(),
+        };
+        format!(
+            "opacity pattern: a lung ≥ {} % involved or ≥ {} mL consolidation priority{urgent}",
+            self.priority_percent, self.priority_consolidation_ml
+        )
+    }
+
+    /// The band the pattern asks for (`routine` when no rule fires) and the rules that fired.
+    pub fn band(&self, o: &Opacities) -> (Priority, Vec<String>) {
+        let mut band = Priority::Routine;
+        let mut reasons = Vec::new();
+        if !self.enabled {
+            return (band, reasons);
+        }
+        if let Some(u) = self.urgent_severity_score
+            && o.ct_severity_score >= u
+        {
+            band = Priority::Urgent;
+            reasons.push(format!(
+                "pattern: CT severity score {}/25 ≥ {u} (ground glass / consolidation, lobes \
+                 approximated)",
+                o.ct_severity_score
+            ));
+        }
+        for (name, l) in [("right", &o.right), ("left", &o.left)] {
+            if l.percent_of_lung >= self.priority_percent {
+                if band == Priority::Routine {
+                    band = Priority::Priority;
+                }
+                reasons.push(format!(
+                    "pattern: {name} lung {:.1} % involved (ground glass {:.1} mL, consolidation \
+                     {:.1} mL) ≥ {} %",
+                    l.percent_of_lung, l.ground_glass_ml, l.consolidation_ml, self.priority_percent
+                ));
+            } else if l.consolidation_ml >= self.priority_consolidation_ml {
+                if band == Priority::Routine {
+                    band = Priority::Priority;
+                }
+                reasons.push(format!(
+                    "pattern: {name} lung consolidation {:.1} mL ≥ {} mL",
+                    l.consolidation_ml, self.priority_consolidation_ml
+                ));
+            }
+        }
+        (band, reasons)
+    }
+}
+
+/// Raise `exam` by the opacity pattern ([`PatternRules`]): a higher band replaces
+/// the exam's (with the pattern's reasons first and `pattern` in the basis); an
+/// equal band adds the reasons; a lower one changes nothing. An exam that is
+/// `inconclusive` for its input stays so; one that is `inconclusive` only for
+/// partial coverage takes a pattern band (a positive result in the covered part,
+/// as for focal findings). Focal-lesion rules are untouched.
+pub fn escalate_pattern(mut exam: Exam, o: Option<&Opacities>, rules: &PatternRules) -> Exam {
+    let Some(o) = o else {
+        return exam;
+    };
+    let (band, reasons) = rules.band(o);
+    if band == Priority::Routine {
+        return exam;
+    }
+    let input_inconclusive = exam.triage_basis.iter().any(|b| b == "input");
+    if exam.triage_priority == Priority::Inconclusive && input_inconclusive {
+        return exam;
+    }
+    let current = if exam.triage_priority == Priority::Inconclusive {
+        0
+    } else {
+        rank(exam.triage_priority)
+    };
+    let new = rank(band);
+    if new > current {
+        let (start, width) = band_range(band);
+        let strength = match band {
+            Priority::Urgent => f64::from(o.ct_severity_score) / 25.0,
+            _ => (o.right.percent_of_lung.max(o.left.percent_of_lung) / 50.0).min(1.0),
+        };
+        let coverage: Vec<String> = exam
+            .triage_reasons
+            .iter()
+            .filter(|r| r.starts_with("coverage:"))
+            .cloned()
+            .collect();
+        exam.triage_priority = band;
+        exam.triage_score = start + width * strength.clamp(0.0, 1.0);
+        exam.inconclusive_reason = None;
+        exam.triage_reasons = reasons;
+        exam.triage_reasons.extend(coverage);
+        exam.triage_basis = vec!["pattern".into()];
+        if exam
+            .triage_reasons
+            .iter()
+            .any(|r| r.starts_with("coverage:"))
+        {
+            exam.triage_basis.push("coverage".into());
+        }
+    } else if new == current {
+        exam.triage_reasons.extend(reasons);
+        if !exam.triage_basis.iter().any(|b| b == "pattern") {
+            exam.triage_basis.push("pattern".into());
+        }
+    }
+    exam
 }
 
 impl Default for TriageRules {
@@ -78,6 +236,7 @@ impl Default for TriageRules {
             ai_raise_malignancy: 0.5,
             ai_raise_min_diameter_mm: 6.0,
             ai_raise_max: Priority::Priority,
+            pattern: PatternRules::default(),
         }
     }
 }
@@ -106,8 +265,9 @@ impl TriageRules {
         };
         format!(
             "bands from Lung-RADS v2022 (4B/4X urgent, 4A priority), size (mass ≥ {} mm urgent) \
-             and {brock}; {ai}",
-            self.urgent_mass_mm
+             and {brock}; {ai}; {}",
+            self.urgent_mass_mm,
+            self.pattern.describe()
         )
     }
 }
@@ -599,5 +759,196 @@ mod tests {
                 .describe()
                 .contains("at most to priority")
         );
+    }
+
+    /// An opacity section with `right`/`left` involvement (percent of lung,
+    /// consolidation mL) and a CT severity score.
+    fn pattern(right: (f64, f64), left: (f64, f64), css: u8) -> Opacities {
+        use crate::report::{LungOpacity, OpacityDistribution};
+        let lung = |(p, c): (f64, f64)| LungOpacity {
+            lung_ml: 2000.0,
+            ground_glass_ml: 20.0 * p - c,
+            consolidation_ml: c,
+            percent_of_lung: p,
+            ground_glass_percent: p - c / 20.0,
+            consolidation_percent: c / 20.0,
+            zones: Vec::new(),
+        };
+        Opacities {
+            right: lung(right),
+            left: lung(left),
+            ct_severity_score: css,
+            lobes: Vec::new(),
+            lobe_method: String::new(),
+            distribution: OpacityDistribution {
+                laterality: "none".into(),
+                peripheral_share: 0.0,
+                lung_peripheral_share: 0.0,
+                peripheral_mm: 20.0,
+                axial: "none".into(),
+                predominant_zone: None,
+            },
+            emphysema_laa950_percent: 0.0,
+            most_affected_slice: None,
+            method: String::new(),
+        }
+    }
+
+    fn routine_exam() -> Exam {
+        run(&[], &TriageRules::default())
+    }
+
+    /// Pattern rule 1 (Pan et al. 2020: 5 % is where a lobe's score goes from 1 to
+    /// 2): a lung ≥ 5 % involved makes a routine exam priority; 4.9 % does not.
+    #[test]
+    fn pattern_involvement_5_percent_is_priority_pan_2020() {
+        let rules = PatternRules::default();
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((5.0, 0.0), (0.0, 0.0), 4)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Priority);
+        assert_eq!(e.triage_basis, vec!["pattern"]);
+        assert!(e.triage_reasons[0].starts_with("pattern: right lung 5.0 % involved"));
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((4.9, 0.0), (0.0, 0.0), 4)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Routine);
+    }
+
+    /// Pattern rule 2 (project rule, PatternRules doc): ≥ 10 mL consolidation in a
+    /// lung is priority even below 5 % involvement.
+    #[test]
+    fn pattern_consolidation_10_ml_is_priority() {
+        let rules = PatternRules::default();
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((0.0, 0.0), (1.0, 10.0), 2)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Priority);
+        assert!(e.triage_reasons[0].contains("left lung consolidation 10.0 mL"));
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((0.0, 0.0), (0.4, 9.9), 2)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Routine);
+    }
+
+    /// Pattern rule 3 (CT severity score of Pan et al. 2020, 0–25; cut-off 10 is
+    /// this project's reading-order choice): ≥ 10 is urgent, 9 is not.
+    #[test]
+    fn pattern_severity_score_10_is_urgent_pan_2020() {
+        let rules = PatternRules::default();
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((20.0, 0.0), (20.0, 0.0), 10)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Urgent);
+        assert!(e.triage_score >= 0.75);
+        assert!(e.triage_reasons[0].starts_with("pattern: CT severity score 10/25"));
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((20.0, 0.0), (20.0, 0.0), 9)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Priority);
+        // Configurable: no urgent rule.
+        let r = PatternRules {
+            urgent_severity_score: None,
+            ..PatternRules::default()
+        };
+        let e = escalate_pattern(
+            routine_exam(),
+            Some(&pattern((20.0, 0.0), (20.0, 0.0), 25)),
+            &r,
+        );
+        assert_eq!(e.triage_priority, Priority::Priority);
+    }
+
+    /// The pattern never lowers a band, leaves an exam without opacities as it
+    /// was, names no disease, and an input-inconclusive exam stays inconclusive;
+    /// partial coverage alone gives way to a positive pattern (as to focal findings).
+    #[test]
+    fn pattern_only_raises_and_names_no_disease() {
+        let rules = PatternRules::default();
+        let urgent = run(
+            &[f(N, 16.0, 0.1, 0.05, LungRads::Cat4B)],
+            &TriageRules::default(),
+        );
+        let e = escalate_pattern(
+            urgent.clone(),
+            Some(&pattern((6.0, 0.0), (0.0, 0.0), 3)),
+            &rules,
+        );
+        assert_eq!(e.triage_priority, Priority::Urgent);
+        assert_eq!(e.triage_reasons[0], urgent.triage_reasons[0]);
+        let none = escalate_pattern(
+            urgent.clone(),
+            Some(&pattern((0.0, 0.0), (0.0, 0.0), 0)),
+            &rules,
+        );
+        assert_eq!(none, urgent);
+        assert_eq!(escalate_pattern(urgent.clone(), None, &rules), urgent);
+        let off = PatternRules {
+            enabled: false,
+            ..PatternRules::default()
+        };
+        let r0 = routine_exam();
+        assert_eq!(
+            escalate_pattern(
+                r0.clone(),
+                Some(&pattern((50.0, 30.0), (50.0, 0.0), 20)),
+                &off
+            ),
+            r0
+        );
+        let e = escalate_pattern(r0, Some(&pattern((50.0, 30.0), (50.0, 0.0), 20)), &rules);
+        for w in [
+            "pneumonia",
+            "covid",
+            "infection",
+            "cancer",
+            "fibrosis",
+            "edema",
+        ] {
+            assert!(!e.triage_reasons.join(" ").to_lowercase().contains(w));
+        }
+        let cats: Vec<LungRads> = vec![];
+        let x = crate::lungrads::exam_category(&cats, None);
+        let input = triage(
+            &[],
+            x.category,
+            x.reason.clone(),
+            Some("no lungs".into()),
+            None,
+            &TriageRules::default(),
+        );
+        assert_eq!(
+            escalate_pattern(
+                input.clone(),
+                Some(&pattern((50.0, 30.0), (0.0, 0.0), 20)),
+                &rules
+            ),
+            input
+        );
+        let partial = triage(
+            &[],
+            x.category,
+            x.reason,
+            None,
+            Some("cut off".into()),
+            &TriageRules::default(),
+        );
+        assert_eq!(partial.triage_priority, Priority::Inconclusive);
+        let e = escalate_pattern(partial, Some(&pattern((6.0, 0.0), (0.0, 0.0), 2)), &rules);
+        assert_eq!(e.triage_priority, Priority::Priority);
+        assert_eq!(e.inconclusive_reason, None);
+        assert!(e.triage_reasons.iter().any(|r| r.starts_with("coverage:")));
     }
 }

@@ -21,6 +21,9 @@ pub use crate::candidates::{Channel, ChannelSummary};
 use crate::classify::ModelId;
 use crate::measure::FindingMask;
 pub use crate::morphology::{Morphology, Shape};
+pub use crate::opacities::{
+    AffectedSlice, LobeScore, LungOpacity, Opacities, OpacityDistribution, ZoneOpacity,
+};
 use crate::series::{LoadedSeries, Warning};
 
 /// Schema identifier of [`Report`]; bumped on incompatible changes.
@@ -53,6 +56,11 @@ pub const LIMITS: &[&str] = &[
      coverage the lobe is unknown and Brock uses its reference (not upper lobe).",
     "Brock inputs not in DICOM (family history; emphysema from CT %LAA-950 unless given) use \
      stated defaults; nodule size is the long axis measured in the axial plane.",
+    "Diffuse opacities (ground glass, consolidation) describe a pattern of attenuation, not a \
+     diagnosis: fixed HU bands (-750 to -300, -300 to +100 HU) inside the lung region, so \
+     contrast, noise, kernel and breath-hold move them; vessels, airway walls and a posterior \
+     rim are removed by size and shape rules; lobes for the CT severity score are approximated \
+     (landmark planes, or zones when the lungs are not covered whole).",
     "Contrast is read from the DICOM header only (ContrastBolusAgent); motion only from \
      discontinuities of the lung outline between slices.",
 ];
@@ -583,6 +591,13 @@ pub struct Report {
     pub warnings: Vec<Warning>,
     /// Lung segmentation summary (absent when no lungs were found).
     pub lungs: Option<LungSummary>,
+    /// Diffuse opacities (ground glass, consolidation) per lung, zone and lobe with
+    /// the CT severity score: a pattern description, not a diagnosis. Present
+    /// whenever the analysis ran on the lungs (all zeros without opacity); `null`
+    /// when the input was inconclusive (no lungs, too few slices) and in reports
+    /// written before it existed.
+    #[serde(default)]
+    pub opacities: Option<Opacities>,
     /// Candidate counts.
     pub candidates: CandidateSummary,
     /// Findings, most suspicious first.
