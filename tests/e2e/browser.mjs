@@ -138,6 +138,12 @@ try {
     check(mgmt === report.exam.management && mgmt.length > 0, 'the exam management text is shown');
     const limits = await page.locator('[data-testid=limits] li').allTextContents();
     check(JSON.stringify(limits) === JSON.stringify(report.limits) && limits.length >= 8, `${limits.length} stated limits shown`);
+    // Issue 16: the diffuse-opacity pattern per lung and the CT severity score.
+    if (report.opacities) {
+      const om = (await page.textContent('[data-testid=opacity-meta]')) || '';
+      check(om.includes(`${report.opacities.ct_severity_score}/25`) && om.includes(`${report.opacities.right.percent_of_lung.toFixed(1)} %`),
+        `diffuse opacities shown: ${om.slice(0, 120)}`);
+    }
     const disc = await page.textContent('[data-testid=disclaimer]');
     check(disc === report.disclaimer, 'the report disclaimer is shown');
   }

@@ -11,7 +11,7 @@ export * from './report.js';
 /** Pipeline stages reported by `onProgress` (`fetch` is WADO-RS in `analyzeDicomweb`, `read` is reading the Files in the worker). */
 export type Stage =
   | 'fetch' | 'read' | 'ingest' | 'resample' | 'lungs' | 'candidates'
-  | 'classify' | 'measure' | 'triage' | 'report';
+  | 'classify' | 'measure' | 'opacities' | 'triage' | 'report';
 
 /** Called as the analysis advances: `fraction` of `stage` is done (0–1). */
 export type ProgressCallback = (stage: Stage, fraction: number) => void;

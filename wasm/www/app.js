@@ -9,7 +9,7 @@ import { Viewer } from './viewer.js';
 import { t, setLang, initialLang, currentLang } from './i18n.js';
 
 const MODEL_MANIFEST = 'models/ctt-nodule-v1.json';
-const STAGES = ['read', 'ingest', 'resample', 'lungs', 'candidates', 'classify', 'measure', 'triage', 'report'];
+const STAGES = ['read', 'ingest', 'resample', 'lungs', 'candidates', 'classify', 'measure', 'opacities', 'triage', 'report'];
 
 /** @param {string} id */
 const $ = (id) => document.getElementById(id);
@@ -356,6 +356,12 @@ function renderTriage(r) {
   if (lungs) meta.push(t('lungsMeta', { r: Math.round(lungs.right_ml), l: Math.round(lungs.left_ml), n: r.candidates.detected, model: r.model.name }));
   meta.push(t('patientMeta', { age: Math.round(r.patient.age_years), src: r.patient.age_source, sex: t(r.patient.female ? 'female' : 'male') }));
   $('exam-meta').textContent = meta.join(' · ');
+  // Diffuse opacities: a pattern, described per lung (issue 16).
+  const o = r.opacities;
+  const lung = (x) => t('opacityLung', { ggo: x.ground_glass_ml.toFixed(0), cons: x.consolidation_ml.toFixed(0), pct: x.percent_of_lung.toFixed(1) });
+  $('opacity-meta').textContent = o
+    ? t('opacityMeta', { r: lung(o.right), l: lung(o.left), css: o.ct_severity_score, laa: o.emphysema_laa950_percent.toFixed(1) })
+    : '';
   renderLimits(r);
 }
 
