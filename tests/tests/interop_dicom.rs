@@ -135,7 +135,8 @@ def nums(g):
 checked = 0
 for g, f in zip(groups, rep['findings']):
     tid = [t.findtext('value') for t in g.findall('text') if name(t) == ('112039', 'DCM')]
-    assert tid == ['Finding %d' % f['id']], tid
+    # The Cornerstone3D prefix OHIF needs (SrOptions::tracking_identifier_prefix).
+    assert tid == ['Cornerstone3DTools@^0.1.0:Bidirectional:Finding %d' % f['id']], tid
     uid = [u.findtext('value') for u in g.findall('uidref') if name(u) == ('112040', 'DCM')]
     assert uid == [f['tracking_uid']], uid
     n = nums(g)
