@@ -166,4 +166,24 @@ impl RelatedPart {
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
         self.field.chunk().await.map_err(multipart_error)
     }
+
+    /// Read the rest of the part and throw it away (a refused part).
+    pub async fn drain(&mut self) -> Result<()> {
+        while self.chunk().await?.is_some() {}
+        Ok(())
+    }
+
+    /// Write the rest of the part to a new owner-only file at `path`, synced
+    /// to disk. Reading errors are the body's; writing errors are
+    /// [`NativeError::Io`].
+    pub async fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut out = tokio::fs::File::from_std(crate::private_fs::create_file(path)?);
+        while let Some(chunk) = self.chunk().await? {
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| NativeError::io(path, e))?;
+        }
+        out.sync_all().await.map_err(|e| NativeError::io(path, e))
+    }
 }

@@ -25,7 +25,6 @@ use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use super::http::{AppState, Cleanup, blocking};
 use crate::auth::Identity;
@@ -170,20 +169,12 @@ async fn stow_impl(
     let mut stored: Vec<(usize, std::result::Result<PathBuf, String>)> = Vec::new();
     while let Some(mut part) = parts.next().await? {
         if let Some(why) = part.refusal.take() {
-            while part.chunk().await?.is_some() {}
+            part.drain().await?;
             stored.push((part.index, Err(why)));
             continue;
         }
         let path = dir.join(format!("{:05}.dcm", part.index));
-        let mut out = tokio::fs::File::from_std(private_fs::create_file(&path)?);
-        while let Some(chunk) = part.chunk().await? {
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| NativeError::io(&path, e))?;
-        }
-        out.sync_all()
-            .await
-            .map_err(|e| NativeError::io(&path, e))?;
+        part.save(&path).await?;
         stored.push((part.index, Ok(path)));
     }
     let max_bytes = s.cfg.max_instance_bytes() as u64;

@@ -14,7 +14,6 @@ use axum::extract::Request;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::http::{AppState, Cleanup, accepted, blocking, request_error};
@@ -96,20 +95,16 @@ pub(super) async fn post_dicomweb_study(
     let (mut instances, mut skipped) = (0usize, Vec::new());
     while let Some(mut part) = parts.next().await.map_err(broken)? {
         if let Some(why) = part.refusal.take() {
-            while part.chunk().await.map_err(broken)?.is_some() {}
+            part.drain().await.map_err(broken)?;
             skipped.push(why);
             continue;
         }
         let path = dir.join(format!("{:05}.dcm", part.index));
-        let mut out = tokio::fs::File::from_std(private_fs::create_file(&path)?);
-        while let Some(chunk) = part.chunk().await.map_err(broken)? {
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| NativeError::io(&path, e))?;
-        }
-        out.sync_all()
-            .await
-            .map_err(|e| NativeError::io(&path, e))?;
+        // A disk error is ours; a reading error is the PACS's answer.
+        part.save(&path).await.map_err(|e| match e {
+            e @ NativeError::Io { .. } => e,
+            e => broken(e),
+        })?;
         instances += 1;
     }
     drop(parts);

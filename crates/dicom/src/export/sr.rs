@@ -913,12 +913,7 @@ fn scoord_on_image(
     on: &ct_triage_analysis::series::SliceRef,
 ) -> Obj {
     let mut o = item(rel, "SCOORD", None);
-    put_str(&mut o, tags::GRAPHIC_TYPE, VR::CS, graphic_type);
-    let data: Vec<f32> = points
-        .iter()
-        .flat_map(|p| p.iter().map(|&v| v as f32))
-        .collect();
-    put_fl(&mut o, tags::GRAPHIC_DATA, &data);
+    put_graphic(&mut o, graphic_type, points);
     with_children(
         o,
         vec![image(
@@ -940,11 +935,17 @@ fn scoord3d(rel: &str, name: &Code, graphic_type: &str, points: &[[f64; 3]], for
         VR::UI,
         for_uid,
     );
-    put_str(&mut o, tags::GRAPHIC_TYPE, VR::CS, graphic_type);
+    put_graphic(&mut o, graphic_type, points);
+    o
+}
+
+/// Graphic Type and Graphic Data (FL, the points' coordinates in order) of a
+/// SCOORD or SCOORD3D item.
+fn put_graphic<const N: usize>(o: &mut Obj, graphic_type: &str, points: &[[f64; N]]) {
+    put_str(o, tags::GRAPHIC_TYPE, VR::CS, graphic_type);
     let data: Vec<f32> = points
         .iter()
         .flat_map(|p| p.iter().map(|&v| v as f32))
         .collect();
-    put_fl(&mut o, tags::GRAPHIC_DATA, &data);
-    o
+    put_fl(o, tags::GRAPHIC_DATA, &data);
 }
