@@ -277,7 +277,7 @@ fn analyze_loaded(
 
     // Diffuse opacities (ground glass, consolidation), the focal findings kept out.
     let anatomy = crate::anatomy::LungAnatomy::estimate(&iso, &lungs);
-    let opacity = if inconclusive.is_none() {
+    let (opacity, opacity_map) = if inconclusive.is_none() {
         let exclude: Vec<Exclusion> = kept
             .iter()
             .map(|(_, m)| Exclusion::from_mask(&m.mask, &series.volume.geometry))
@@ -300,9 +300,11 @@ fn analyze_loaded(
                 area_cm2: (n as f64 * px / 100.0 * 10.0).round() / 10.0,
             });
         }
-        Some(r.opacities)
+        let map =
+            opacities::OpacityMap::from_labels(&r.labels, &iso.geometry, &series.volume.geometry);
+        (Some(r.opacities), Some(map))
     } else {
-        None
+        (None, None)
     };
     timer.lap(Stage::Opacities);
 
@@ -528,6 +530,7 @@ fn analyze_loaded(
         key_images: key_images_out,
         masks,
         series,
+        opacity_map,
     })
 }
 

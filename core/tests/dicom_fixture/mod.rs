@@ -372,6 +372,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         key_images: key_imgs,
         masks,
         series: s,
+        opacity_map: None,
     }
 }
 

@@ -656,4 +656,8 @@ pub struct Analysis {
     pub masks: Vec<FindingMask>,
     /// The loaded series (volume, metadata, slice references) for viewers, SR and SEG.
     pub series: LoadedSeries,
+    /// Ground glass and consolidation on the source grid (the SEG's opacity
+    /// segments, the key image, the viewer overlay); `None` when the opacity
+    /// stage did not run (an inconclusive scan).
+    pub opacity_map: Option<crate::opacities::OpacityMap>,
 }

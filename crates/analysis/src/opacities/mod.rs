@@ -69,6 +69,9 @@
 //! This describes a pattern of attenuation; it names no disease. Thresholds
 //! are fixed HU bands: contrast, noise and reconstruction kernel move them.
 
+mod map;
+pub use map::{OpacityMap, Run, SliceRuns};
+
 use ndarray::Array3;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
