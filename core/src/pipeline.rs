@@ -277,7 +277,7 @@ fn analyze_loaded(
 
     // Diffuse opacities (ground glass, consolidation), the focal findings kept out.
     let anatomy = crate::anatomy::LungAnatomy::estimate(&iso, &lungs);
-    let (opacity, opacity_map) = if inconclusive.is_none() {
+    let (mut opacity, opacity_map) = if inconclusive.is_none() {
         let exclude: Vec<Exclusion> = kept
             .iter()
             .map(|(_, m)| Exclusion::from_mask(&m.mask, &series.volume.geometry))
@@ -298,6 +298,7 @@ fn analyze_loaded(
                 slice_index: idx,
                 image_number: series.slices.get(idx).and_then(|s| s.instance_number),
                 area_cm2: (n as f64 * px / 100.0 * 10.0).round() / 10.0,
+                key_image: None,
             });
         }
         let map =
@@ -403,6 +404,32 @@ fn analyze_loaded(
                 panels,
             });
         }
+    }
+    let mut opacity_key_image = None;
+    if opts.key_images
+        && let (Some(o), Some(map)) = (opacity.as_mut(), opacity_map.as_ref())
+        && let Some(ms) = o.most_affected_slice.as_mut()
+    {
+        let n = |v: Option<i64>| v.map_or("?".to_string(), |v| v.to_string());
+        let caption = [
+            format!(
+                "Diffuse opacities  Se {} Im {}",
+                n(series.meta.series_number),
+                n(ms.image_number)
+            ),
+            format!(
+                "ground glass R {:.1} L {:.1} mL",
+                o.right.ground_glass_ml, o.left.ground_glass_ml
+            ),
+            format!(
+                "consolidation R {:.1} L {:.1} mL",
+                o.right.consolidation_ml, o.left.consolidation_ml
+            ),
+            format!("CT severity score {}/25", o.ct_severity_score),
+        ];
+        let k = key_images::render_opacities(&series.volume, map, ms.slice_index, &caption)?;
+        ms.key_image = Some(k.file.clone());
+        opacity_key_image = Some(k);
     }
     let g = &series.volume.geometry;
     let meta = &series.meta;
@@ -531,6 +558,7 @@ fn analyze_loaded(
         masks,
         series,
         opacity_map,
+        opacity_key_image,
     })
 }
 

@@ -11,6 +11,7 @@ use std::io::Cursor;
 use std::sync::OnceLock;
 
 use ct_triage_core::measure::FindingMask;
+use ct_triage_core::opacities;
 use ct_triage_core::pipeline::Analysis;
 use ct_triage_core::report::dicom::{
     self, ContentDateTime, DatePolicy, DeidOptions, ExportOptions, ObjectKind, SegOptions,
@@ -134,7 +135,8 @@ fn sr_tree_holds_every_reported_value() {
         .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
         .unwrap();
     let groups = children(measurements);
-    assert_eq!(groups.len(), a.report.findings.len());
+    // The findings' groups, then two opacity types and the pattern group.
+    assert_eq!(groups.len(), a.report.findings.len() + 3);
     for (g, f) in groups.iter().zip(&a.report.findings) {
         let t = &items(g, tags::CONTENT_TEMPLATE_SEQUENCE)[0];
         assert_eq!(str_of(t, tags::TEMPLATE_IDENTIFIER), "1411");
@@ -367,6 +369,7 @@ fn export_is_deterministic_and_links_sr_to_seg() {
             "key-images/finding-1-zoom.sc.dcm",
             "key-images/finding-2.sc.dcm",
             "key-images/finding-2-zoom.sc.dcm",
+            "key-images/opacities.sc.dcm",
             "key-objects.kos.dcm"
         ]
     );
@@ -382,7 +385,10 @@ fn export_is_deterministic_and_links_sr_to_seg() {
             .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
             .unwrap(),
     );
-    for (i, g) in groups.iter().enumerate() {
+    // Findings 1, 2 and the two opacity types reference segments 1..=4; the
+    // pattern group (last) references none.
+    assert_eq!(groups.len(), 5);
+    for (i, g) in groups[..4].iter().enumerate() {
         let seg_ref = children(g)
             .iter()
             .find(|c| name_is(c, &codes::REFERENCED_SEGMENT))
@@ -432,7 +438,17 @@ fn seg_frames_decode_to_the_masks() {
         pixels.len(),
         (n * rows * cols).div_ceil(8).next_multiple_of(2)
     );
-    let mut seen = vec![std::collections::BTreeSet::new(); a.masks.len()];
+    let opacity = seg::opacity_segments(a);
+    assert_eq!(
+        opacity
+            .iter()
+            .map(|o| (o.number, o.label))
+            .collect::<Vec<_>>(),
+        [(3, opacities::GROUND_GLASS), (4, opacities::CONSOLIDATION)]
+    );
+    let map = a.opacity_map.as_ref().unwrap();
+    let label_at = |label: u8, [x, y, z]: [usize; 3]| map.label_image(z)[y * cols + x] == label;
+    let mut seen = vec![std::collections::BTreeSet::new(); a.masks.len() + opacity.len()];
     for (fi, fr) in frames.iter().enumerate() {
         let seg_no = items(fr, tags::SEGMENT_IDENTIFICATION_SEQUENCE)[0]
             .element(tags::REFERENCED_SEGMENT_NUMBER)
@@ -453,16 +469,15 @@ fn seg_frames_decode_to_the_masks() {
             str_of(src, tags::REFERENCED_SOP_INSTANCE_UID),
             a.series.slices[z].sop_instance_uid
         );
-        let m = &a.masks[seg_no - 1];
+        let inside = |v: [usize; 3]| match a.masks.get(seg_no - 1) {
+            Some(m) => m.contains(v),
+            None => label_at(opacity[seg_no - 1 - a.masks.len()].label, v),
+        };
         for y in 0..rows {
             for x in 0..cols {
                 let b = fi * rows * cols + y * cols + x;
                 let bit = pixels[b / 8] >> (b % 8) & 1 == 1;
-                assert_eq!(
-                    bit,
-                    m.contains([x, y, z]),
-                    "segment {seg_no} voxel {x},{y},{z}"
-                );
+                assert_eq!(bit, inside([x, y, z]), "segment {seg_no} voxel {x},{y},{z}");
             }
         }
         assert!(
@@ -568,6 +583,19 @@ fn key_object_selection_points_to_the_key_images() {
             want.push(o.sop_instance_uid.clone());
         }
     }
+    // The opacities' most affected slice and its key image.
+    want.push(
+        a.series.slices[dicom_fixture::OPACITY_SLICE]
+            .sop_instance_uid
+            .clone(),
+    );
+    want.push(
+        objs.iter()
+            .find(|o| o.file == dicom::sc::OPACITY_FILE)
+            .unwrap()
+            .sop_instance_uid
+            .clone(),
+    );
     assert_eq!(refs, want);
     let desc = children(&obj)
         .iter()
@@ -578,6 +606,7 @@ fn key_object_selection_points_to_the_key_images() {
         assert!(desc.contains(&format!("Finding {}:", f.id)), "{desc}");
         assert!(desc.contains(&key_images::image_caption(f)), "{desc}");
     }
+    assert!(desc.contains("Diffuse opacities"), "{desc}");
     // Every referenced instance is listed in the evidence sequence.
     let evidence: Vec<String> = items(&obj, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE)
         .iter()
@@ -590,12 +619,227 @@ fn key_object_selection_points_to_the_key_images() {
     }
 }
 
+/// Issue 16: the opacity section in the SR — one TID 1411 group per opacity
+/// type referencing its SEG segment with the volume of both lungs and per lung
+/// (volume, percent of the lung), and a TID 1501 pattern group with the CT
+/// severity score, %LAA-950 and the distribution; every value the report's.
+#[test]
+fn sr_opacity_groups_hold_the_opacity_section() {
+    let a = fixture();
+    let op = a.report.opacities.as_ref().unwrap();
+    let seg_ref = sr::SegmentationRef {
+        sop_instance_uid: "1.2.3.4".into(),
+        series_instance_uid: "1.2.3".into(),
+    };
+    let bytes =
+        sr::measurement_report(a, &SrOptions::new().content(when()).segmentation(seg_ref)).unwrap();
+    let obj = parse(&bytes);
+    let root = children(&obj);
+    let measurements = root
+        .iter()
+        .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+        .unwrap();
+    let groups = &children(measurements)[a.report.findings.len()..];
+    assert_eq!(groups.len(), 3);
+    let template = |g: &InMemDicomObject| {
+        str_of(
+            &items(g, tags::CONTENT_TEMPLATE_SEQUENCE)[0],
+            tags::TEMPLATE_IDENTIFIER,
+        )
+    };
+    let segments = seg::opacity_segments(a);
+    for (g, sg) in groups.iter().zip(&segments) {
+        assert_eq!(template(g), "1411");
+        let kids = children(g);
+        assert!(has_child_code(g, &codes::FINDING, &sg.code));
+        let tid: Vec<String> = kids
+            .iter()
+            .filter(|k| name_is(k, &codes::TRACKING_IDENTIFIER))
+            .map(|k| str_of(k, tags::TEXT_VALUE))
+            .collect();
+        assert_eq!(tid, [sg.name]);
+        let seg_item = kids
+            .iter()
+            .find(|k| name_is(k, &codes::REFERENCED_SEGMENT))
+            .unwrap();
+        let r = &items(seg_item, tags::REFERENCED_SOP_SEQUENCE)[0];
+        assert_eq!(str_of(r, tags::REFERENCED_SOP_INSTANCE_UID), "1.2.3.4");
+        assert_eq!(
+            r.element(tags::REFERENCED_SEGMENT_NUMBER)
+                .unwrap()
+                .to_int::<u16>()
+                .unwrap(),
+            sg.number
+        );
+        let ggo = sg.label == opacities::GROUND_GLASS;
+        let ml = |l: &ct_triage_core::report::LungOpacity| {
+            if ggo {
+                l.ground_glass_ml
+            } else {
+                l.consolidation_ml
+            }
+        };
+        let pct = |l: &ct_triage_core::report::LungOpacity| {
+            if ggo {
+                l.ground_glass_percent
+            } else {
+                l.consolidation_percent
+            }
+        };
+        // Volume: both lungs without a site, then right and left with their laterality.
+        let volumes: Vec<(f64, Option<String>)> = kids
+            .iter()
+            .filter(|k| name_is(k, &codes::VOLUME))
+            .map(|k| {
+                let side = children(k)
+                    .iter()
+                    .find(|c| name_is(c, &codes::FINDING_SITE))
+                    .map(|site| {
+                        children(site)
+                            .iter()
+                            .find(|c| name_is(c, &codes::LATERALITY))
+                            .map(|c| code_of(c, tags::CONCEPT_CODE_SEQUENCE).0)
+                            .unwrap()
+                    });
+                let unit = code_of(
+                    &items(k, tags::MEASURED_VALUE_SEQUENCE)[0],
+                    tags::MEASUREMENT_UNITS_CODE_SEQUENCE,
+                );
+                assert_eq!(unit.0, "cm3");
+                (num_value(k), side)
+            })
+            .collect();
+        let total = ((ml(&op.right) + ml(&op.left)) * 1000.0).round() / 1000.0;
+        assert_eq!(
+            volumes,
+            [
+                (total, None),
+                (ml(&op.right), Some(codes::RIGHT.value.to_string())),
+                (ml(&op.left), Some(codes::LEFT.value.to_string())),
+            ]
+        );
+        assert!(total > 0.0);
+        let percents: Vec<f64> = kids
+            .iter()
+            .filter(|k| name_is(k, &codes::PERCENT_OF_LUNG))
+            .map(num_value)
+            .collect();
+        assert_eq!(percents, [pct(&op.right), pct(&op.left)]);
+    }
+    let pattern = &groups[2];
+    assert_eq!(template(pattern), "1501");
+    assert!(has_child_code(pattern, &codes::FINDING, &codes::OPACITY));
+    let kids = children(pattern);
+    let num = |c: &codes::Code| -> Vec<f64> {
+        kids.iter()
+            .filter(|k| name_is(k, c))
+            .map(num_value)
+            .collect()
+    };
+    assert_eq!(
+        num(&codes::CT_SEVERITY_SCORE),
+        [op.ct_severity_score as f64]
+    );
+    assert_eq!(num(&codes::LAA950), [op.emphysema_laa950_percent]);
+    let dist = kids
+        .iter()
+        .find(|k| name_is(k, &codes::OPACITY_DISTRIBUTION))
+        .map(|k| str_of(k, tags::TEXT_VALUE))
+        .unwrap();
+    assert!(
+        dist.contains("laterality bilateral") && dist.contains("predominant zone middle"),
+        "{dist}"
+    );
+    // Every NUM of the opacity groups names its algorithm.
+    for g in groups {
+        for k in children(g)
+            .iter()
+            .filter(|k| str_of(k, tags::VALUE_TYPE) == "NUM")
+        {
+            assert!(
+                children(k)
+                    .iter()
+                    .any(|c| name_is(c, &codes::ALGORITHM_NAME))
+            );
+        }
+    }
+    // Without a SEG the type groups are TID 1501 and reference no segment.
+    let bytes = sr::measurement_report(a, &SrOptions::new().content(when())).unwrap();
+    let obj = parse(&bytes);
+    let root = children(&obj);
+    let m = root
+        .iter()
+        .find(|c| name_is(c, &codes::IMAGING_MEASUREMENTS))
+        .unwrap();
+    for g in &children(m)[a.report.findings.len()..] {
+        assert_eq!(template(g), "1501");
+        assert!(
+            !children(g)
+                .iter()
+                .any(|k| name_is(k, &codes::REFERENCED_SEGMENT))
+        );
+    }
+}
+
+/// An analysis with opacities and no finding still gets a SEG, with the
+/// opacity segments numbered from 1, and an SR with the opacity groups.
+#[test]
+fn opacities_without_findings_give_a_seg_and_sr_groups() {
+    let mut a = fixture().clone();
+    a.report.findings.clear();
+    a.masks.clear();
+    a.key_images.clear();
+    let segs = seg::opacity_segments(&a);
+    assert_eq!(segs.iter().map(|s| s.number).collect::<Vec<_>>(), [1, 2]);
+    let obj = parse(
+        &seg::segmentation(&a, &SegOptions::new().content(when()))
+            .unwrap()
+            .expect("a SEG for the opacities"),
+    );
+    let described: Vec<(String, String)> = items(&obj, tags::SEGMENT_SEQUENCE)
+        .iter()
+        .map(|s| {
+            (
+                str_of(s, tags::SEGMENT_LABEL),
+                code_of(s, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE).0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (
+                "Ground glass opacity".to_string(),
+                codes::GROUND_GLASS_OPACITY.value.to_string()
+            ),
+            (
+                "Consolidation".to_string(),
+                codes::LUNG_CONSOLIDATION.value.to_string()
+            ),
+        ]
+    );
+    let out = dicom::export(&a, &ExportOptions::new().content(when())).unwrap();
+    let files: Vec<&str> = out.iter().map(|e| e.file.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "report.sr.dcm",
+            "findings.seg.dcm",
+            "key-images/opacities.sc.dcm",
+            "key-objects.kos.dcm"
+        ]
+    );
+}
+
 #[test]
 fn no_findings_gives_an_sr_and_no_seg() {
     let mut a = fixture().clone();
     a.report.findings.clear();
     a.masks.clear();
     a.key_images.clear();
+    a.report.opacities = None;
+    a.opacity_map = None;
+    a.opacity_key_image = None;
     a.report.exam.lung_rads = Some(ct_triage_core::report::LungRads::Cat1);
     assert!(
         seg::segmentation(&a, &SegOptions::new().content(when()))
@@ -877,7 +1121,8 @@ fn the_result_bundle_is_the_export_plus_the_report_and_deidentifies_both_with_on
     );
     assert_eq!(
         files.iter().filter(|f| f.name.ends_with(".png")).count(),
-        a.key_images.len()
+        a.key_images.len() + 1,
+        "the findings' key images and the opacities'"
     );
     assert!(files.iter().all(|f| f.name != DEID_FILE));
 

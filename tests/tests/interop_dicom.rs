@@ -103,6 +103,20 @@ fn expected_masks(a: &Analysis) -> String {
                 .collect();
             serde_json::json!({"voxels": vox.len(), "instances": slices})
         })
+        .chain(dicom::seg::opacity_segments(a).into_iter().map(|sg| {
+            let map = a
+                .opacity_map
+                .as_ref()
+                .expect("opacity segments come from the map");
+            let slices: BTreeSet<String> = map
+                .slices
+                .iter()
+                .filter(|s| s.count(sg.label) > 0)
+                .map(|s| a.series.slices[s.slice].sop_instance_uid.clone())
+                .collect();
+            serde_json::json!({"voxels": sg.voxels, "instances": slices,
+                               "label": sg.name, "code": sg.code.value})
+        }))
         .collect();
     serde_json::Value::Array(v).to_string()
 }
@@ -123,7 +137,31 @@ def walk(el):
             groups.append(child)
         walk(child)
 walk(root)
-assert len(groups) == len(rep['findings']), (len(groups), len(rep['findings']))
+op = rep.get('opacities')
+def tid_of(g): return [t.findtext('value') for t in g.findall('text') if name(t) == ('112039', 'DCM')]
+ogroups = groups[len(rep['findings']):]
+groups = groups[:len(rep['findings'])]
+assert all(tid_of(g)[0].startswith('Cornerstone3DTools') for g in groups)
+# Issue 16: per opacity type with voxels a group, then the pattern group.
+assert (op is None) == (len(ogroups) == 0), len(ogroups)
+ochecked = 0
+for g in ogroups:
+    tid = tid_of(g)[0]
+    vals = {}
+    for n in g.findall('num'):
+        vals.setdefault(name(n), []).append(float(n.find('value').text))
+    if tid == 'Diffuse lung opacities':
+        assert vals[('CTSS', '99CTT')] == [op['ct_severity_score']], vals
+        assert vals[('LAA950', '99CTT')] == [op['emphysema_laa950_percent']], vals
+        ochecked += 2
+        continue
+    k = {'Ground glass opacity': 'ground_glass', 'Consolidation': 'consolidation'}[tid]
+    r, l = op['right'], op['left']
+    want = [round(r[k + '_ml'] + l[k + '_ml'], 3), r[k + '_ml'], l[k + '_ml']]
+    assert vals[('118565006', 'SCT')] == want, (tid, vals, want)
+    assert vals[('LUNGPCT', '99CTT')] == [r[k + '_percent'], l[k + '_percent']], (tid, vals)
+    ochecked += 5
+assert op is None or tid_of(ogroups[-1]) == ['Diffuse lung opacities']
 def nums(g):
     out = {}
     for n in g.findall('num'):
@@ -164,7 +202,8 @@ for g, f in zip(groups, rep['findings']):
         for a, b in zip(got, v):
             assert abs(a - b) <= 1e-9 * max(1.0, abs(b)), (k, a, b)
             checked += 1
-print('dsr2xml: %d groups, %d measurement values equal report.json' % (len(groups), checked))
+print('dsr2xml: %d finding groups, %d measurement values equal report.json; %d opacity groups, %d values equal'
+      % (len(groups), checked, len(ogroups), ochecked))
 "#;
 
 const CHECK_SR_HIGHDICOM: &str = r#"
@@ -178,7 +217,25 @@ sr = hd.sr.srread(sr_path)
 mr = sr.content
 assert isinstance(mr, hd.sr.MeasurementReport), type(mr)
 groups = mr.get_volumetric_roi_measurement_groups()
+# Issue 16: the opacity types' TID 1411 groups follow the findings'.
+ogroups = [g for g in groups if not g.tracking_identifier.startswith('Cornerstone3DTools')]
+groups = [g for g in groups if g.tracking_identifier.startswith('Cornerstone3DTools')]
 assert len(groups) == len(rep['findings'])
+OPAC = {'Ground glass opacity': ('112120', 'ground_glass'), 'Consolidation': ('95436008', 'consolidation')}
+op = rep.get('opacities')
+for k, g in enumerate(ogroups):
+    code, key = OPAC[g.tracking_identifier]
+    assert g.finding_type.value == code, g.finding_type
+    assert g.reference_type == Code('121191', 'DCM', ''), g.reference_type
+    seg_item = g.referenced_segment[0]
+    assert seg_item.referenced_sop_instance_uid == seg_uid
+    nums = list(seg_item.referenced_segment_numbers) if not isinstance(seg_item.referenced_segment_numbers, int) else [seg_item.referenced_segment_numbers]
+    assert nums == [len(rep['findings']) + k + 1], nums
+    vols = [m for m in g.get_measurements(name=Code('118565006', 'SCT', ''))]
+    assert len(vols) == 3 and vols[0].unit == Code('cm3', 'UCUM', '')
+    assert abs(vols[0].value - (op['right'][key + '_ml'] + op['left'][key + '_ml'])) < 1e-6
+mixed = [g.tracking_identifier for g in ogroups]
+assert len(set(mixed)) == len(mixed), mixed
 C = lambda v, s, m='': Code(v, s, m)
 KIND = {'nodule': C('27925004', 'SCT'), 'mass': C('4147007', 'SCT')}
 LOBE = {'right_upper': '45653009', 'left_upper': '45653009', 'right_middle': '72481006',
@@ -254,13 +311,16 @@ def codes_in(ds, out):
                 codes_in(it, out)
 used = set()
 codes_in(sr, used)
+# One SNOMED CT concept outside the DICOM context groups, by decision (codes.rs:
+# LUNG_CONSOLIDATION): no CID has consolidation.
+known[('SCT', '95436008')] = 'Lung consolidation'
 missing = [c for c in used if c[0] in ('DCM', 'SCT', 'LN', 'UCUM') and (c[0], c[1]) not in known]
 assert not missing, missing
 private = sorted({c[1] for c in used if c[0] == '99CTT'})
 declared = [s.CodingSchemeDesignator for s in sr.CodingSchemeIdentificationSequence]
 assert '99CTT' in declared
-print('highdicom: TID 1500 with %d TID 1411 groups; %d codes used, %d standard codes all in pydicom, private 99CTT: %s'
-      % (len(groups), len(used), len([c for c in used if c[0] in ('DCM','SCT','LN','UCUM')]), ' '.join(private)))
+print('highdicom: TID 1500 with %d finding and %d opacity TID 1411 groups; %d codes used, %d standard codes all in pydicom (+ Lung consolidation), private 99CTT: %s'
+      % (len(groups), len(ogroups), len(used), len([c for c in used if c[0] in ('DCM','SCT','LN','UCUM')]), ' '.join(private)))
 "#;
 
 const CHECK_SEG: &str = r#"
@@ -274,7 +334,12 @@ expected = json.loads(open(expected_json).read())
 seg = hd.seg.segread(seg_path)
 assert seg.segmentation_type.value == 'BINARY'
 nums = list(seg.segment_numbers)
-assert nums == list(range(1, len(rep['findings']) + 1)), nums
+# The findings' segments, then one per opacity type with voxels (issue 16).
+assert nums == list(range(1, len(expected) + 1)), (nums, len(expected))
+for i, e in enumerate(expected[len(rep['findings']):]):
+    desc = seg.get_segment_description(len(rep['findings']) + i + 1)
+    assert desc.segment_label == e['label'], (desc.segment_label, e['label'])
+    assert desc.segmented_property_type.value == e['code'], desc.segmented_property_type
 src = {}
 for p in glob.glob(source_dir + '/*.dcm'):
     d = pydicom.dcmread(p, stop_before_pixels=True)
@@ -304,7 +369,7 @@ for i, e in enumerate(expected):
     assert count == e['voxels'], (i + 1, count, e['voxels'])
     with_voxels = {u for j, u in enumerate(uids) if px[j, ..., i].any()}
     assert with_voxels == set(e['instances'])
-print('highdicom: SEG %d segments, %d frames; frames on the findings\' slices at the source positions; pixel counts %s match the masks'
+print('highdicom: SEG %d segments, %d frames; frames on the segments\' slices at the source positions; pixel counts %s match the masks and opacity map'
       % (len(nums), seg.NumberOfFrames, [e['voxels'] for e in expected]))
 "#;
 
@@ -324,8 +389,13 @@ for p in glob.glob(source_dir + '/*.dcm'):
     d = pydicom.dcmread(p, stop_before_pixels=True)
     src[d.SOPInstanceUID] = int(d.InstanceNumber)
 want_ct = {k['sop_instance_uid'] for k in rep['key_images']}
+# Issue 16: the opacities' most affected slice and its key image.
+ms = (rep.get('opacities') or {}).get('most_affected_slice')
+if ms:
+    by_number = {n: u for u, n in src.items()}
+    want_ct.add(by_number[ms['image_number']])
 assert set(refs) == want_ct | sc, (sorted(set(refs) ^ (want_ct | sc)))
-assert len(sc) == 2 * len(rep['findings'])
+assert len(sc) == 2 * len(rep['findings']) + (1 if ms and ms.get('key_image') else 0), len(sc)
 for f in rep['findings']:
     k = [k for k in rep['key_images'] if k['finding_id'] == f['id']][0]
     # The image number in the report is the source file's InstanceNumber.

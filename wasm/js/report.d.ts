@@ -49,6 +49,8 @@ export interface AffectedSlice {
   area_cm2: number;
   /** Image number (InstanceNumber) of that slice. */
   image_number: number | null;
+  /** Its key image in the result folder (`key-images/opacities.png`), when key images were made. */
+  key_image: string | null;
   /** Source-volume slice index (0-based, stack order). */
   slice_index: number;
 }

@@ -8,7 +8,8 @@
 //! side, the lower zone, the part-solid type, an unknown lobe and the
 //! juxtapleural site (finding 1 is given the right upper lobe). The
 //! probabilities are set by hand: this is test data for writers, not a model
-//! result. Shared by `core/tests/dicom_*.rs` and `tests/tests/interop_*.rs`.
+//! result. Two boxes of diffuse opacity (ground glass right, consolidation
+//! left) exercise the opacity segments, measurement groups and key image. Shared by `core/tests/dicom_*.rs` and `tests/tests/interop_*.rs`.
 
 #![allow(dead_code)]
 
@@ -18,9 +19,11 @@ use std::path::{Path, PathBuf};
 use ct_triage_core::classify::ModelId;
 use ct_triage_core::ingest::{self, IngestOptions, InputFile, LoadedSeries};
 use ct_triage_core::measure::FindingMask;
+use ct_triage_core::opacities::{CONSOLIDATION, GROUND_GLASS, OpacityMap, Run, SliceRuns};
 use ct_triage_core::pipeline::{Analysis, KeyImage};
 use ct_triage_core::progress::NoProgress;
 use ct_triage_core::report::dicom::uid::hash_uid;
+use ct_triage_core::report::{AffectedSlice, LungOpacity, Opacities, OpacityDistribution};
 use ct_triage_core::report::{
     BrockDetail, Calcification, CalcificationPattern, CandidateSummary, DISCLAIMER, Exam, Finding,
     FindingKind, Generator, InputSummary, KeyImageRef, LIMITS, Lobe, Location, LungRads,
@@ -296,6 +299,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
             sop_instance_uid: s.slices[f.slice_index].sop_instance_uid.clone(),
         });
     }
+    let (opacities, map) = opacities(&s);
     let g = &s.volume.geometry;
     let meta = &s.meta;
     let report = Report {
@@ -338,7 +342,7 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         },
         warnings: vec![],
         lungs: None,
-        opacities: None,
+        opacities: Some(opacities),
         candidates: CandidateSummary {
             detected: 2,
             classified: 2,
@@ -367,13 +371,90 @@ pub fn analysis_with(shape_mask: impl Fn(FindingMask) -> FindingMask) -> Analysi
         disclaimer: DISCLAIMER.into(),
         limits: LIMITS.iter().map(|l| l.to_string()).collect(),
     };
+    let opacity_key_image = Some(
+        key_images::render_opacities(&s.volume, &map, OPACITY_SLICE, &["fixture".into()]).unwrap(),
+    );
     Analysis {
         report,
         key_images: key_imgs,
         masks,
         series: s,
-        opacity_map: None,
+        opacity_map: Some(map),
+        opacity_key_image,
     }
+}
+
+/// The slice the fixture's opacities are largest on.
+pub const OPACITY_SLICE: usize = 22;
+
+/// Hand-placed diffuse opacities: ground glass in a box of the right lung
+/// (x 120..=170, y 250..=300, slices 20..=24) and consolidation in a box of the
+/// left lung (x 340..=370, y 300..=330, slices 22..=23), every voxel of the box
+/// labelled (test data for the writers: the HU is not looked at). The report
+/// section is computed from those voxel counts, with invented lung volumes.
+fn opacities(s: &LoadedSeries) -> (Opacities, OpacityMap) {
+    let g = &s.volume.geometry;
+    let boxes = [
+        (GROUND_GLASS, 120u32..=170, 250u32..=300, 20usize..=24),
+        (CONSOLIDATION, 340..=370, 300..=330, 22..=23),
+    ];
+    let slices = (0..g.size[2])
+        .filter_map(|z| {
+            let runs: Vec<Run> = boxes
+                .iter()
+                .filter(|b| b.3.contains(&z))
+                .flat_map(|(label, xs, ys, _)| {
+                    ys.clone().map(move |row| Run {
+                        row,
+                        col: *xs.start(),
+                        len: xs.end() - xs.start() + 1,
+                        label: *label,
+                    })
+                })
+                .collect();
+            let mut runs = runs;
+            runs.sort_by_key(|r| (r.row, r.col));
+            (!runs.is_empty()).then_some(SliceRuns { slice: z, runs })
+        })
+        .collect();
+    let map = OpacityMap {
+        size: g.size,
+        slices,
+    };
+    let ml = |label| round(map.count(label) as f64 * g.voxel_volume_mm3() / 1000.0, 3);
+    let lung = |lung_ml: f64, ggo: f64, con: f64| LungOpacity {
+        lung_ml,
+        ground_glass_ml: ggo,
+        consolidation_ml: con,
+        percent_of_lung: round(100.0 * (ggo + con) / lung_ml, 2),
+        ground_glass_percent: round(100.0 * ggo / lung_ml, 2),
+        consolidation_percent: round(100.0 * con / lung_ml, 2),
+        zones: vec![],
+    };
+    let o = Opacities {
+        right: lung(2500.0, ml(GROUND_GLASS), 0.0),
+        left: lung(2300.0, 0.0, ml(CONSOLIDATION)),
+        ct_severity_score: 2,
+        lobes: vec![],
+        lobe_method: "fixture: lobes not computed".into(),
+        distribution: OpacityDistribution {
+            laterality: "bilateral".into(),
+            peripheral_share: 0.4,
+            lung_peripheral_share: 0.5,
+            peripheral_mm: 20.0,
+            axial: "diffuse".into(),
+            predominant_zone: Some(Zone::Middle),
+        },
+        emphysema_laa950_percent: 1.25,
+        most_affected_slice: Some(AffectedSlice {
+            slice_index: OPACITY_SLICE,
+            image_number: s.slices[OPACITY_SLICE].instance_number,
+            area_cm2: 0.0,
+            key_image: Some(key_images::OPACITY_KEY_IMAGE_FILE.into()),
+        }),
+        method: "fixture".into(),
+    };
+    (o, map)
 }
 
 /// The constructed analysis with full-volume masks.

@@ -348,6 +348,9 @@ pub struct AffectedSlice {
     pub image_number: Option<i64>,
     /// Ground glass + consolidation on it, cm² (at the analysis grid).
     pub area_cm2: f64,
+    /// Its key image in the result folder (`key-images/opacities.png`), when key images were made.
+    #[serde(default)]
+    pub key_image: Option<String>,
 }
 
 /// The report's `opacities` section: diffuse ground glass and consolidation.

@@ -380,6 +380,96 @@ pub fn render_finding(vol: &Volume, f: &Finding, mask: &FindingMask) -> Result<R
     })
 }
 
+/// File name of the opacity key image in the result folder.
+pub const OPACITY_KEY_IMAGE_FILE: &str = "key-images/opacities.png";
+
+/// Ground glass tint of the opacity key image (light blue).
+pub const GROUND_GLASS_TINT: [u8; 3] = [80, 170, 255];
+/// Consolidation tint of the opacity key image (magenta).
+pub const CONSOLIDATION_TINT: [u8; 3] = [255, 60, 200];
+
+/// The key image of the diffuse opacities: the most affected source slice,
+/// lung window, ground glass tinted light blue and consolidation magenta
+/// (45 % over the grey value), orientation letters, a 50 mm scale bar and a
+/// caption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpacityKeyImage {
+    /// File name relative to the output folder ([`OPACITY_KEY_IMAGE_FILE`]).
+    pub file: String,
+    /// Source slice shown (0-based, stack order).
+    pub slice_index: usize,
+    /// PNG bytes, at the source pixel size.
+    pub png: Vec<u8>,
+    /// Pixel spacing `[row, column]` (mm).
+    pub spacing_mm: [f64; 2],
+}
+
+/// Render the opacity key image of source slice `slice` with the labels of
+/// `map` and the caption lines (ASCII).
+pub fn render_opacities(
+    vol: &Volume,
+    map: &crate::opacities::OpacityMap,
+    slice: usize,
+    caption: &[String],
+) -> Result<OpacityKeyImage> {
+    use crate::opacities::{CONSOLIDATION, GROUND_GLASS};
+    let slice = slice.min(vol.hu.dim().0.saturating_sub(1));
+    let mut img = render_slice(vol, slice, LUNG_WINDOW);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let labels = map.label_image(slice);
+    if labels.len() == w * h {
+        for (n, &l) in labels.iter().enumerate() {
+            let tint = match l {
+                GROUND_GLASS => GROUND_GLASS_TINT,
+                CONSOLIDATION => CONSOLIDATION_TINT,
+                _ => continue,
+            };
+            let p = img.get_pixel_mut((n % w) as u32, (n / w) as u32);
+            for (v, t) in p.0.iter_mut().zip(tint) {
+                *v = (0.55 * *v as f64 + 0.45 * t as f64).round() as u8;
+            }
+        }
+    }
+    let scale = if w >= 400 { 2 } else { 1 };
+    orientation(&mut img, vol, scale);
+    let g = &vol.geometry;
+    scale_bar(&mut img, g.spacing[0], 50.0, scale);
+    let line_h = 8 * scale + 6;
+    for (n, l) in caption.iter().enumerate() {
+        text(&mut img, 6, 6 + n as i64 * line_h, l, scale, TEXT);
+    }
+    let key_y = 6 + caption.len() as i64 * line_h;
+    let swatch = |img: &mut RgbImage, y: i64, c: [u8; 3], label: &str| {
+        for dy in 0..8 * scale {
+            for dx in 0..8 * scale {
+                put(img, 6 + dx, y + dy, Rgb(c));
+            }
+        }
+        text(img, 6 + 12 * scale, y, label, scale, TEXT);
+    };
+    swatch(&mut img, key_y, GROUND_GLASS_TINT, "ground glass");
+    swatch(
+        &mut img,
+        key_y + line_h,
+        CONSOLIDATION_TINT,
+        "consolidation",
+    );
+    text(
+        &mut img,
+        6,
+        h as i64 - 14,
+        "AI result - not a diagnosis",
+        1,
+        TEXT,
+    );
+    Ok(OpacityKeyImage {
+        file: OPACITY_KEY_IMAGE_FILE.to_string(),
+        slice_index: slice,
+        png: encode_png(&img)?,
+        spacing_mm: [g.spacing[1], g.spacing[0]],
+    })
+}
+
 /// Encode an RGB image as PNG.
 pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();

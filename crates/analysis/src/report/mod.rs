@@ -660,4 +660,7 @@ pub struct Analysis {
     /// segments, the key image, the viewer overlay); `None` when the opacity
     /// stage did not run (an inconclusive scan).
     pub opacity_map: Option<crate::opacities::OpacityMap>,
+    /// Key image of the most affected slice (`None` without opacity or with
+    /// key images off).
+    pub opacity_key_image: Option<key_images::OpacityKeyImage>,
 }

@@ -145,6 +145,11 @@ pub fn bundle(a: &Analysis, o: &BundleOptions) -> Result<ResultBundle> {
         .key_images
         .iter()
         .map(|k| (k.file.clone(), k.png.clone()))
+        .chain(
+            a.opacity_key_image
+                .iter()
+                .map(|k| (k.file.clone(), k.png.clone())),
+        )
         .collect();
     match &o.deidentify {
         None => {

@@ -14,8 +14,9 @@
 //! calcification patterns, the Brock model as measurement method, the AI
 //! malignancy score (its own concept, never the standard "Probability of
 //! cancer", which the Brock probability carries), the solid component
-//! diameter, the source image location, the stated limits and warnings, and
-//! the worklist triage values.
+//! diameter, the source image location, the stated limits and warnings, the
+//! worklist triage values, and the diffuse-opacity quantities (percent of
+//! lung, the Pan 2020 CT severity score, %LAA-950, the distribution text).
 
 /// A coded concept: code value, coding scheme designator, code meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -186,6 +187,20 @@ pub const CERTAINTY_OF_FINDING: Code = c("111012", "DCM", "Certainty of Finding"
 pub const ASSESSMENT_CATEGORY: Code = c("111005", "DCM", "Assessment Category");
 /// (112120, DCM) CID 6102/6104 Ground glass opacity (nodule type).
 pub const GROUND_GLASS_OPACITY: Code = c("112120", "DCM", "Ground glass opacity");
+/// (112001, DCM) CID 6102/6104 Opacity: the finding of the diffuse-opacity pattern group.
+pub const OPACITY: Code = c("112001", "DCM", "Opacity");
+/// (95436008, SCT) "Lung consolidation": the consolidation segment and
+/// measurement groups. A SNOMED CT concept that no DICOM context group lists
+/// (CID 6102 / 6104 have no consolidation); the interop test names it as
+/// the one standard code outside pydicom's dictionaries.
+pub const LUNG_CONSOLIDATION: Code = c("95436008", "SCT", "Lung consolidation");
+/// (123104, DCM) "Morphological Operations", CID 7162 Segmentation Algorithm
+/// Families: the opacity segments (HU bands, opening, component rules).
+pub const MORPHOLOGICAL_OPERATIONS: Code = c("123104", "DCM", "Morphological Operations");
+/// (cm3, UCUM) cubic centimeter (= mL), CID 7181: opacity volumes.
+pub const UNIT_CM3: Code = c("cm3", "UCUM", "cubic centimeter");
+/// (%, UCUM) Percent, CID 7181: share of a lung's volume.
+pub const UNIT_PERCENT: Code = c("%", "UCUM", "Percent");
 /// (237897009, SCT) CID 3712 Calcified (nodule type).
 pub const CALCIFIED: Code = c("237897009", "SCT", "Calcified");
 /// (260870009, SCT) Priority: concept name of the worklist triage priority.
@@ -324,6 +339,20 @@ pub const LUNG_RADS_4A: Code = c("LR4A", PRIVATE_SCHEME, "Lung-RADS v2022 catego
 pub const LUNG_RADS_4B: Code = c("LR4B", PRIVATE_SCHEME, "Lung-RADS v2022 category 4B");
 /// Lung-RADS v2022 category 4X.
 pub const LUNG_RADS_4X: Code = c("LR4X", PRIVATE_SCHEME, "Lung-RADS v2022 category 4X");
+/// Share of a lung's volume taken by an opacity (NUM, unit %).
+pub const PERCENT_OF_LUNG: Code = c("LUNGPCT", PRIVATE_SCHEME, "Percent of lung volume");
+/// CT severity score of Pan et al. (Radiology 2020;295:715-721), 0-25 (NUM, unit 1).
+pub const CT_SEVERITY_SCORE: Code = c("CTSS", PRIVATE_SCHEME, "CT severity score (Pan 2020)");
+/// Emphysema index: percent of lung voxels below -950 HU (NUM, unit %).
+pub const LAA950: Code = c(
+    "LAA950",
+    PRIVATE_SCHEME,
+    "Low attenuation area below -950 HU",
+);
+/// Where the diffuse opacities are, in words (TEXT): laterality, peripheral /
+/// central, predominant zone.
+pub const OPACITY_DISTRIBUTION: Code =
+    c("OPACDIST", PRIVATE_SCHEME, "Diffuse opacity distribution");
 /// Triage priority: urgent.
 pub const TRIAGE_URGENT: Code = c("URGENT", PRIVATE_SCHEME, "Urgent");
 /// Triage priority: priority.

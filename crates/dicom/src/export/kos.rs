@@ -66,7 +66,8 @@ pub fn uids(a: &Analysis, o: &KosOptions, when: &ContentDateTime) -> (String, St
 /// The KOS referencing each finding's source slice and its key images written
 /// with `sc` options (their UIDs must match the SC objects exported beside it);
 /// `key_images`: whether the SC objects are written (else only the CT slices
-/// are referenced). `None` when there is no finding.
+/// are referenced), and the most affected slice of the diffuse opacities with
+/// its key image. `None` when there is neither a finding nor an opacity.
 pub fn key_object_selection(
     a: &Analysis,
     o: &KosOptions,
@@ -75,7 +76,12 @@ pub fn key_object_selection(
 ) -> Result<Option<FileDicomObject<InMemDicomObject>>> {
     let what = "key-objects.kos.dcm";
     let r = &a.report;
-    if r.findings.is_empty() {
+    let opacity = r
+        .opacities
+        .as_ref()
+        .and_then(|o| o.most_affected_slice.as_ref().map(|m| (o, m)))
+        .filter(|_| a.opacity_map.as_ref().is_some_and(|m| !m.is_empty()));
+    if r.findings.is_empty() && opacity.is_none() {
         return Ok(None);
     }
     let when = o.header.when();
@@ -136,6 +142,35 @@ pub fn key_object_selection(
                 sc_refs.push(inst);
                 sc_series = Some(series);
             }
+        }
+    }
+    if let Some((o, m)) = opacity {
+        lines.push(format!(
+            "Diffuse opacities (a pattern of attenuation): ground glass {:.1} mL, consolidation \
+             {:.1} mL, CT severity score {}/25; most affected slice: image {}",
+            o.right.ground_glass_ml + o.left.ground_glass_ml,
+            o.right.consolidation_ml + o.left.consolidation_ml,
+            o.ct_severity_score,
+            m.image_number.map_or("?".to_string(), |n| n.to_string())
+        ));
+        if let Some(s) = a.series.slices.get(m.slice_index) {
+            images.push(image(
+                CONTAINS,
+                None,
+                &s.sop_class_uid,
+                &s.sop_instance_uid,
+                s.frame_number,
+                None,
+            ));
+            if !ct_refs.iter().any(|(_, i)| i == &s.sop_instance_uid) {
+                ct_refs.push((s.sop_class_uid.clone(), s.sop_instance_uid.clone()));
+            }
+        }
+        if key_images && a.opacity_key_image.is_some() {
+            let (series, inst) = sc::opacity_uids(a, sc_opts, &sc_when);
+            images.push(image(CONTAINS, None, sc::SOP_CLASS_UID, &inst, None, None));
+            sc_refs.push(inst);
+            sc_series = Some(series);
         }
     }
     content.push(text(

@@ -337,6 +337,11 @@ fn objects(
             }
         }
     }
+    if o.key_images
+        && let Some(f) = sc::opacity_key_image_object(a, &sc_opts, &sc_when)?
+    {
+        out.push((sc::OPACITY_FILE.to_string(), ObjectKind::KeyImage, f));
+    }
     let mut kos_opts = o.kos.clone();
     kos_opts.header.default_content(&when);
     if let Some(f) = kos::key_object_selection(a, &kos_opts, &sc_opts, o.key_images)? {

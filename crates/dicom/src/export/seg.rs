@@ -6,6 +6,12 @@
 //! or Mass (4147007, SCT), anatomic region Lung with the side as modifier, and
 //! the finding's tracking identifier and UID.
 //!
+//! Then one segment per diffuse-opacity type that has voxels
+//! ([`opacity_segments`]): "Ground glass opacity" (112120, DCM) and
+//! "Consolidation" (95436008, SCT "Lung consolidation"), anatomic region Lung
+//! (both lungs in one segment; the SR gives the volume per lung), from the
+//! analysis' [`OpacityMap`](ct_triage_analysis::opacities::OpacityMap).
+//!
 //! Frames lie on the source slice grid (rows × columns of the source images)
 //! and exist only where a segment has voxels. Each frame carries its plane
 //! position, the source image it derives from (DerivationImageSequence >
@@ -27,6 +33,7 @@ use super::codes;
 use super::header::{SeriesHeader, series_options};
 use super::{ContentDateTime, analysis_key, uid};
 use crate::error::Result;
+use ct_triage_analysis::opacities::{CONSOLIDATION, GROUND_GLASS};
 use ct_triage_analysis::report::Analysis;
 
 /// Segmentation Storage.
@@ -85,7 +92,64 @@ pub fn uids(a: &Analysis, o: &SegOptions, when: &ContentDateTime) -> (String, St
     )
 }
 
-/// The SEG as Part 10 bytes; `None` when the report has no finding (a SEG needs a segment).
+/// A diffuse-opacity segment of the SEG: its number, what it holds and how
+/// the SR tracks it. One source for the SEG writer and the SR's references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpacitySegment {
+    /// Segment number (after the findings' segments).
+    pub number: u16,
+    /// [`GROUND_GLASS`] or [`CONSOLIDATION`] in the opacity map.
+    pub label: u8,
+    /// Segmented property type (and the SR's Finding).
+    pub code: codes::Code,
+    /// Segment label and Tracking Identifier.
+    pub name: &'static str,
+    /// Tracking UID (derived from the source series and the type, so the same
+    /// series gives the same UID in every export).
+    pub tracking_uid: String,
+    /// Source voxels in the segment.
+    pub voxels: u64,
+}
+
+/// The diffuse-opacity segments an analysis has (types without a voxel are left
+/// out), numbered after the findings' segments.
+pub fn opacity_segments(a: &Analysis) -> Vec<OpacitySegment> {
+    let Some(map) = &a.opacity_map else {
+        return Vec::new();
+    };
+    let mut next = a.report.findings.len() as u16;
+    [
+        (
+            GROUND_GLASS,
+            codes::GROUND_GLASS_OPACITY,
+            "Ground glass opacity",
+        ),
+        (CONSOLIDATION, codes::LUNG_CONSOLIDATION, "Consolidation"),
+    ]
+    .into_iter()
+    .filter_map(|(label, code, name)| {
+        let voxels = map.count(label);
+        (voxels > 0).then(|| {
+            next += 1;
+            OpacitySegment {
+                number: next,
+                label,
+                code,
+                name,
+                tracking_uid: uid::hash_uid(&[
+                    b"ct-triage/opacity-tracking",
+                    a.series.meta.series_instance_uid.as_bytes(),
+                    name.as_bytes(),
+                ]),
+                voxels,
+            }
+        })
+    })
+    .collect()
+}
+
+/// The SEG as Part 10 bytes; `None` when the analysis has neither a finding
+/// nor an opacity (a SEG needs a segment).
 pub fn segmentation(a: &Analysis, o: &SegOptions) -> Result<Option<Vec<u8>>> {
     match segmentation_object(a, o)? {
         Some(f) => build::to_bytes(&f, "findings.seg.dcm").map(Some),
@@ -100,14 +164,16 @@ struct Frame {
     pixels: Vec<u32>,
 }
 
-/// The SEG as an in-memory file object; `None` when the report has no finding.
+/// The SEG as an in-memory file object; `None` when the analysis has neither
+/// a finding nor an opacity.
 pub fn segmentation_object(
     a: &Analysis,
     o: &SegOptions,
 ) -> Result<Option<FileDicomObject<InMemDicomObject>>> {
     let what = "findings.seg.dcm";
     let r = &a.report;
-    if r.findings.is_empty() {
+    let opacity = opacity_segments(a);
+    if r.findings.is_empty() && opacity.is_empty() {
         return Ok(None);
     }
     if a.masks.len() != r.findings.len() {
@@ -164,6 +230,38 @@ pub fn segmentation_object(
             ));
         }
     }
+    if let Some(map) = &a.opacity_map {
+        if map.size != g.size {
+            return Err(build::output_err(
+                what,
+                format!(
+                    "opacity map {:?} and series {:?} differ in size",
+                    map.size, g.size
+                ),
+            ));
+        }
+        for seg in &opacity {
+            for sl in &map.slices {
+                let pixels: Vec<u32> = sl
+                    .runs
+                    .iter()
+                    .filter(|run| run.label == seg.label)
+                    .flat_map(|run| {
+                        let start = run.row as usize * cols + run.col as usize;
+                        (start..start + run.len as usize).map(|p| p as u32)
+                    })
+                    .filter(|&p| (p as usize) < cols * rows)
+                    .collect();
+                if !pixels.is_empty() && sl.slice < nz {
+                    frames.push(Frame {
+                        segment: seg.number,
+                        z: sl.slice,
+                        pixels,
+                    });
+                }
+            }
+        }
+    }
     // Position index: rank of the slice among all slices that carry a frame.
     let ranks: BTreeMap<usize, u32> = {
         let mut zs: Vec<usize> = frames.iter().map(|f| f.z).collect();
@@ -203,7 +301,11 @@ pub fn segmentation_object(
         &mut ds,
         tags::CONTENT_DESCRIPTION,
         VR::LO,
-        "Lung nodules found by ct-triage",
+        match (r.findings.is_empty(), opacity.is_empty()) {
+            (false, true) => "Lung nodules found by ct-triage",
+            (true, false) => "Diffuse lung opacities found by ct-triage",
+            _ => "Lung nodules and diffuse opacities found by ct-triage",
+        },
     );
     build::put_empty(&mut ds, tags::CONTENT_CREATOR_NAME, VR::PN);
     put_str(&mut ds, tags::SEGMENTATION_TYPE, VR::CS, "BINARY");
@@ -226,7 +328,24 @@ pub fn segmentation_object(
     put_is(&mut ds, tags::NUMBER_OF_FRAMES, frames.len() as i64);
 
     // Segments.
-    let segments = r
+    let algorithm = || {
+        let mut alg = Obj::new_empty();
+        put_code(
+            &mut alg,
+            tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
+            &codes::ARTIFICIAL_INTELLIGENCE,
+        );
+        put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, &r.model.name);
+        put_str(&mut alg, tags::ALGORITHM_VERSION, VR::LO, &r.model.version);
+        put_str(
+            &mut alg,
+            tags::ALGORITHM_PARAMETERS,
+            VR::LT,
+            &format!("sha256={}", r.model.sha256),
+        );
+        alg
+    };
+    let mut segments: Vec<Obj> = r
         .findings
         .iter()
         .enumerate()
@@ -276,28 +395,83 @@ pub fn segmentation_object(
                 tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE,
                 &[45875, 43176, 50886],
             );
-            let mut alg = Obj::new_empty();
-            put_code(
-                &mut alg,
-                tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
-                &codes::ARTIFICIAL_INTELLIGENCE,
-            );
-            put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, &r.model.name);
-            put_str(&mut alg, tags::ALGORITHM_VERSION, VR::LO, &r.model.version);
-            put_str(
-                &mut alg,
-                tags::ALGORITHM_PARAMETERS,
-                VR::LT,
-                &format!("sha256={}", r.model.sha256),
-            );
             put_seq(
                 &mut s,
                 tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE,
-                vec![alg],
+                vec![algorithm()],
             );
             s
         })
         .collect();
+    for seg in &opacity {
+        let mut s = Obj::new_empty();
+        put_us(&mut s, tags::SEGMENT_NUMBER, &[seg.number]);
+        put_str(&mut s, tags::SEGMENT_LABEL, VR::LO, seg.name);
+        put_str(&mut s, tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC");
+        put_str(
+            &mut s,
+            tags::SEGMENT_ALGORITHM_NAME,
+            VR::LO,
+            &format!("{} opacities (HU bands)", r.generator.name),
+        );
+        put_code(
+            &mut s,
+            tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
+            &codes::MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+        );
+        put_code(
+            &mut s,
+            tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
+            &seg.code,
+        );
+        put_seq(
+            &mut s,
+            tags::ANATOMIC_REGION_SEQUENCE,
+            vec![build::code_item(&codes::LUNG)],
+        );
+        put_str(&mut s, tags::TRACKING_ID, VR::UT, seg.name);
+        put_str(&mut s, tags::TRACKING_UID, VR::UI, &seg.tracking_uid);
+        // Ground glass: light blue (CIELab 80, -10, -30); consolidation: magenta (55, 70, -30).
+        let lab: [u16; 3] = if seg.label == GROUND_GLASS {
+            [52428, 30326, 25186]
+        } else {
+            [36044, 45746, 25186]
+        };
+        put_us(&mut s, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE, &lab);
+        let mut alg = Obj::new_empty();
+        put_code(
+            &mut alg,
+            tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
+            &codes::MORPHOLOGICAL_OPERATIONS,
+        );
+        put_str(
+            &mut alg,
+            tags::ALGORITHM_NAME,
+            VR::LO,
+            "ct-triage opacities",
+        );
+        put_str(
+            &mut alg,
+            tags::ALGORITHM_VERSION,
+            VR::LO,
+            &r.generator.version,
+        );
+        put_str(
+            &mut alg,
+            tags::ALGORITHM_PARAMETERS,
+            VR::LT,
+            &r.opacities
+                .as_ref()
+                .map(|o| o.method.clone())
+                .unwrap_or_default(),
+        );
+        put_seq(
+            &mut s,
+            tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE,
+            vec![alg],
+        );
+        segments.push(s);
+    }
     put_seq(&mut ds, tags::SEGMENT_SEQUENCE, segments);
 
     // Shared functional groups: orientation and pixel measures.

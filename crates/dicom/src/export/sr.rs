@@ -42,6 +42,16 @@
 //!  │       │   + reason, v2022 management, Algorithm Name/Version of the rules
 //!  │       ├ TEXT Source series and image number ("series 2, image 35 …")
 //!  │       └ CODE Priority = the finding's triage band + the rules that set it
+//!  │   ├ CONTAINS Measurement Group per diffuse-opacity type   TID 1411
+//!  │   │   (TID 1501 without a SEG): Tracking Identifier "Ground glass
+//!  │   │   opacity" | "Consolidation", Finding = Ground glass opacity (DCM) |
+//!  │   │   Lung consolidation (SCT), Finding Site = Lung, Algorithm
+//!  │   │   (Morphological Operations), Referenced Segment, NUM Volume [cm3]
+//!  │   │   of both lungs, per lung (Finding Site Lung + Laterality) NUM
+//!  │   │   Volume [cm3] and Percent of lung volume [%] (99CTT)
+//!  │   └ CONTAINS Measurement Group "Diffuse lung opacities"     TID 1501
+//!  │       Finding = Opacity (DCM), NUM CT severity score (Pan 2020, 99CTT)
+//!  │       with the lobe method, NUM %LAA-950 (99CTT), TEXT distribution
 //!  └ CONTAINS Qualitative Evaluations (C0034375, UMLS)
 //!      ├ CODE Assessment Category = exam Lung-RADS (0 when part of the lungs
 //!      │   was not evaluated) + reason, management and the baseline-only note
@@ -65,7 +75,7 @@ use super::header::{SeriesHeader, series_options};
 use super::{ContentDateTime, seg, uid};
 use crate::error::Result;
 use ct_triage_analysis::report::Analysis;
-use ct_triage_analysis::report::{DISCLAIMER, Finding, NoduleType};
+use ct_triage_analysis::report::{DISCLAIMER, Finding, NoduleType, Side};
 
 /// Comprehensive 3D SR Storage.
 pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.88.34";
@@ -252,13 +262,14 @@ pub fn measurement_report_object(
     if o.image_library {
         root.push(image_library(a, &for_uid));
     }
-    if !r.findings.is_empty() {
-        let groups = r
-            .findings
-            .iter()
-            .enumerate()
-            .map(|(i, f)| measurement_group(a, f, i, o, &for_uid))
-            .collect::<Result<Vec<_>>>()?;
+    let mut groups = r
+        .findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| measurement_group(a, f, i, o, &for_uid))
+        .collect::<Result<Vec<_>>>()?;
+    groups.extend(opacity_groups(a, o));
+    if !groups.is_empty() {
         root.push(container(
             CONTAINS,
             &codes::IMAGING_MEASUREMENTS,
@@ -696,6 +707,200 @@ fn measurement_group(
         Some("1411"),
         items,
     ))
+}
+
+/// Name of the opacity stage (TID 4019 on its measurements).
+pub const OPACITY_ALGORITHM: &str = "ct-triage opacities";
+
+/// The diffuse-opacity measurement groups (none when the opacity stage did
+/// not run):
+///
+/// - per opacity type with voxels, a TID 1411 group (TID 1501 without a SEG)
+///   "Ground glass opacity" / "Consolidation": Finding = that type, Finding
+///   Site = Lung, the SEG segment ([`seg::opacity_segments`]), NUM Volume
+///   [cm3] of both lungs, and per lung (Finding Site Lung + Laterality on the
+///   NUM) its Volume [cm3] and Percent of lung volume [%];
+/// - one TID 1501 group "Diffuse lung opacities": Finding = Opacity, the CT
+///   severity score (Pan 2020, 0-25), %LAA-950 and the distribution in words.
+///
+/// Every value is the report's (`report.opacities`); every NUM names the
+/// algorithm that made it.
+fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
+    let Some(op) = &a.report.opacities else {
+        return Vec::new();
+    };
+    let r = &a.report;
+    let alg = || algorithm(OPACITY_ALGORITHM, &r.generator.version, &[]);
+    let family = || {
+        code(
+            HAS_CONCEPT_MOD,
+            &codes::ALGORITHM_FAMILY,
+            &codes::MORPHOLOGICAL_OPERATIONS,
+        )
+    };
+    let lung_site = || code(HAS_CONCEPT_MOD, &codes::FINDING_SITE, &codes::LUNG);
+    let per_lung = |side, name: &Code, value: f64, unit: &Code| {
+        let mut children = vec![with_children(
+            lung_site(),
+            vec![code(
+                HAS_CONCEPT_MOD,
+                &codes::LATERALITY,
+                &codes::side(side),
+            )],
+        )];
+        children.extend(alg());
+        with_children(num(CONTAINS, name, value, unit), children)
+    };
+    let mut out = Vec::new();
+    for sg in seg::opacity_segments(a) {
+        let ggo = sg.label == ct_triage_analysis::opacities::GROUND_GLASS;
+        let ml = |l: &ct_triage_analysis::report::LungOpacity| {
+            if ggo {
+                l.ground_glass_ml
+            } else {
+                l.consolidation_ml
+            }
+        };
+        let pct = |l: &ct_triage_analysis::report::LungOpacity| {
+            if ggo {
+                l.ground_glass_percent
+            } else {
+                l.consolidation_percent
+            }
+        };
+        let mut items = vec![
+            text(HAS_OBS_CONTEXT, &codes::TRACKING_IDENTIFIER, sg.name),
+            uidref(HAS_OBS_CONTEXT, &codes::TRACKING_UID, &sg.tracking_uid),
+            code(
+                CONTAINS,
+                &codes::FINDING_CATEGORY,
+                &codes::MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+            ),
+            code(CONTAINS, &codes::FINDING, &sg.code),
+            lung_site(),
+        ];
+        items.extend(algorithm(
+            OPACITY_ALGORITHM,
+            &r.generator.version,
+            std::slice::from_ref(&op.method),
+        ));
+        items.push(family());
+        let template = if let Some(s) = &o.segmentation {
+            items.push(image(
+                CONTAINS,
+                Some(&codes::REFERENCED_SEGMENT),
+                seg::SOP_CLASS_UID,
+                &s.sop_instance_uid,
+                None,
+                Some(sg.number),
+            ));
+            items.push(uidref(
+                CONTAINS,
+                &codes::SOURCE_SERIES_FOR_SEGMENTATION,
+                &a.series.meta.series_instance_uid,
+            ));
+            "1411"
+        } else {
+            "1501"
+        };
+        items.push(with_children(
+            num(
+                CONTAINS,
+                &codes::VOLUME,
+                round3(ml(&op.right) + ml(&op.left)),
+                &codes::UNIT_CM3,
+            ),
+            alg(),
+        ));
+        for (side, lung) in [(Side::Right, &op.right), (Side::Left, &op.left)] {
+            items.push(per_lung(side, &codes::VOLUME, ml(lung), &codes::UNIT_CM3));
+            items.push(per_lung(
+                side,
+                &codes::PERCENT_OF_LUNG,
+                pct(lung),
+                &codes::UNIT_PERCENT,
+            ));
+        }
+        out.push(container(
+            CONTAINS,
+            &codes::MEASUREMENT_GROUP,
+            Some(template),
+            items,
+        ));
+    }
+    // The pattern as a whole.
+    let d = &op.distribution;
+    let zone = d
+        .predominant_zone
+        .map_or("none".to_string(), |z| format!("{z:?}").to_lowercase());
+    let mut items = vec![
+        text(
+            HAS_OBS_CONTEXT,
+            &codes::TRACKING_IDENTIFIER,
+            "Diffuse lung opacities",
+        ),
+        uidref(
+            HAS_OBS_CONTEXT,
+            &codes::TRACKING_UID,
+            &uid::hash_uid(&[
+                b"ct-triage/opacity-tracking",
+                a.series.meta.series_instance_uid.as_bytes(),
+                b"pattern",
+            ]),
+        ),
+        code(CONTAINS, &codes::FINDING, &codes::OPACITY),
+        lung_site(),
+    ];
+    items.extend(algorithm(OPACITY_ALGORITHM, &r.generator.version, &[]));
+    items.push(family());
+    let mut css = vec![text(HAS_CONCEPT_MOD, &codes::COMMENT, &op.lobe_method)];
+    css.extend(algorithm(
+        OPACITY_ALGORITHM,
+        &r.generator.version,
+        &["Pan et al., Radiology 2020;295:715-721: 0-5 per lobe by percent involvement".into()],
+    ));
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::CT_SEVERITY_SCORE,
+            op.ct_severity_score as f64,
+            &codes::UNIT_ONE,
+        ),
+        css,
+    ));
+    items.push(with_children(
+        num(
+            CONTAINS,
+            &codes::LAA950,
+            op.emphysema_laa950_percent,
+            &codes::UNIT_PERCENT,
+        ),
+        alg(),
+    ));
+    items.push(text(
+        CONTAINS,
+        &codes::OPACITY_DISTRIBUTION,
+        &format!(
+            "laterality {}; axial {} ({:.0} % of the opacity within {} mm of the pleura, \
+             {:.0} % of the lung); predominant zone {zone}",
+            d.laterality,
+            d.axial,
+            d.peripheral_share * 100.0,
+            d.peripheral_mm,
+            d.lung_peripheral_share * 100.0
+        ),
+    ));
+    out.push(container(
+        CONTAINS,
+        &codes::MEASUREMENT_GROUP,
+        Some("1501"),
+        items,
+    ));
+    out
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
 }
 
 /// TID 1500 row 12: the exam-level Lung-RADS (with its reason and management),
