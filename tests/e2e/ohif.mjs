@@ -8,7 +8,8 @@
 //   3. headless Chromium opens /viewer?StudyInstanceUIDs=<lung1>: the study
 //      browser lists the SR and the SEG; the SR, opened, lists ct-triage's
 //      finding 1 with its long axis (the value of report.json, in mm) in the
-//      measurement panel; the SEG, opened, lists the findings' segments.
+//      measurement panel; the SEG, opened, lists the findings' segments and
+//      the opacity types' (ground glass, consolidation).
 // Writes tests/e2e/out/ohif-sr.png (with UPDATE_DOCS=1 copied to docs/ohif-sr.png) and
 // tests/e2e/out/ohif-seg.png. Run by tests/e2e/ohif.sh, which gets OHIF.
 //
@@ -268,6 +269,10 @@ http {
   check(segPrompt, 'the SEG, double-clicked, is shown over the CT (OHIF asks "Do you want to open this Segmentation?")');
   if (segPrompt) await page.getByRole('button', { name: 'Yes', exact: true }).click();
   const labels = report.findings.map((f) => `Finding ${f.id}`);
+  // Issue 16: a segment per diffuse-opacity type the report measured.
+  const op = report.opacities;
+  if (op && op.right.ground_glass_ml + op.left.ground_glass_ml > 0) labels.push('Ground glass opacity');
+  if (op && op.right.consolidation_ml + op.left.consolidation_ml > 0) labels.push('Consolidation');
   // In a side panel (a layout panel without the viewport), not anywhere on the page.
   const inPanel = (ls) => [...document.querySelectorAll('[data-panel-id]')].some((p) => !p.querySelector('[data-cy="viewport-grid"]') && ls.every((l) => p.innerText.includes(l)));
   if (!(await page.evaluate(inPanel, labels))) await page.click('[data-cy="panelSegmentation-btn"]').catch(() => {});

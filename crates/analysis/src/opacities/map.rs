@@ -185,6 +185,38 @@ impl OpacityMap {
         self.slices.iter().map(|s| s.count(label)).sum()
     }
 
+    /// A point inside the opacity to anchor it on an image: the slice with
+    /// the most voxels of `label` (any opacity with `None`) and the middle of
+    /// its longest run of that label, as `(slice, column, row)`; `None`
+    /// without such a voxel. Viewers draw a measurement at it.
+    pub fn anchor(&self, label: Option<u8>) -> Option<(usize, u32, u32)> {
+        let of = |r: &&Run| label.is_none_or(|l| r.label == l);
+        let best = self
+            .slices
+            .iter()
+            .map(|s| {
+                (
+                    s,
+                    s.runs.iter().filter(of).map(|r| r.len as u64).sum::<u64>(),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .fold(None::<(&SliceRuns, u64)>, |acc, (s, n)| match acc {
+                Some((_, m)) if m >= n => acc,
+                _ => Some((s, n)),
+            })?
+            .0;
+        let run = best
+            .runs
+            .iter()
+            .filter(of)
+            .fold(None::<&Run>, |acc, r| match acc {
+                Some(a) if a.len >= r.len => acc,
+                _ => Some(r),
+            })?;
+        Some((best.slice, run.col + run.len / 2, run.row))
+    }
+
     /// Slice `z` as a dense label image, `rows × columns`, row-major (0 none,
     /// [`GROUND_GLASS`], [`CONSOLIDATION`]); all zeros for a slice without
     /// opacity or out of range.
@@ -254,6 +286,15 @@ mod tests {
         assert_eq!(img[12 * 40 + 18], CONSOLIDATION);
         assert_eq!(img[12 * 40 + 19], 0);
         assert!(m.slice(0).is_none());
+        // Anchors: inside a run of the label, on a slice that has it.
+        let (z, x, y) = m.anchor(Some(CONSOLIDATION)).unwrap();
+        assert!(z == 2 || z == 3);
+        assert_eq!(
+            m.label_image(z)[y as usize * 40 + x as usize],
+            CONSOLIDATION
+        );
+        let (z, x, y) = m.anchor(None).unwrap();
+        assert_ne!(m.label_image(z)[y as usize * 40 + x as usize], 0);
         assert!(m.label_image(99).iter().all(|&v| v == 0));
     }
 
@@ -263,6 +304,7 @@ mod tests {
         let g = grid([8, 8, 8], [1.0; 3]);
         let m = OpacityMap::from_labels(&Array3::zeros((8, 8, 8)), &g, &g);
         assert!(m.is_empty());
+        assert_eq!(m.anchor(None), None);
         assert_eq!(m.size, [8, 8, 8]);
     }
 }

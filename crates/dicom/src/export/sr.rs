@@ -51,7 +51,10 @@
 //!  │   │   Volume [cm3] and Percent of lung volume [%] (99CTT)
 //!  │   └ CONTAINS Measurement Group "Diffuse lung opacities"     TID 1501
 //!  │       Finding = Opacity (DCM), NUM CT severity score (Pan 2020, 99CTT)
-//!  │       with the lobe method, NUM %LAA-950 (99CTT), TEXT distribution
+//!  │       with the lobe method, NUM %LAA-950 (99CTT), TEXT distribution;
+//!  │       every opacity NUM INFERRED FROM a 2-D SCOORD POINT inside the
+//!  │       opacity on its most affected slice (OHIF needs a coordinate per
+//!  │       group); groups without an opacity voxel are left out
 //!  └ CONTAINS Qualitative Evaluations (C0034375, UMLS)
 //!      ├ CODE Assessment Category = exam Lung-RADS (0 when part of the lungs
 //!      │   was not evaluated) + reason, management and the baseline-only note
@@ -59,6 +62,7 @@
 //!      │   └ HAS PROPERTIES Triage score [1], Triage reason (TEXT, one per
 //!      │     rule), Triage rule set (TEXT)
 //!      ├ TEXT Comment = the disclaimer
+//!      ├ TEXT Diffuse opacity distribution (99CTT): the opacity section in words
 //!      ├ TEXT Limitation of this analysis (one per stated limit)
 //!      └ TEXT Analysis warning (one per warning)
 //! ```
@@ -726,10 +730,26 @@ pub const OPACITY_ALGORITHM: &str = "ct-triage opacities";
 /// Every value is the report's (`report.opacities`); every NUM names the
 /// algorithm that made it.
 fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
-    let Some(op) = &a.report.opacities else {
+    let (Some(op), Some(map)) = (&a.report.opacities, &a.opacity_map) else {
         return Vec::new();
     };
     let r = &a.report;
+    // Each NUM is INFERRED FROM a point inside the opacity on its most affected
+    // slice (TID 300 → TID 320, SELECTED FROM that image): viewers place the
+    // values there, and OHIF 3.13 needs a coordinate in every measurement
+    // group (a group without one stops its viewer).
+    let anchor = |label: Option<u8>| {
+        map.anchor(label).and_then(|(z, x, y)| {
+            a.series.slices.get(z).map(|s| {
+                scoord_on_image(
+                    INFERRED_FROM,
+                    "POINT",
+                    &[pixel_point(x as f64, y as f64)],
+                    s,
+                )
+            })
+        })
+    };
     let alg = || algorithm(OPACITY_ALGORITHM, &r.generator.version, &[]);
     let family = || {
         code(
@@ -739,20 +759,27 @@ fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
         )
     };
     let lung_site = || code(HAS_CONCEPT_MOD, &codes::FINDING_SITE, &codes::LUNG);
-    let per_lung = |side, name: &Code, value: f64, unit: &Code| {
-        let mut children = vec![with_children(
-            lung_site(),
-            vec![code(
-                HAS_CONCEPT_MOD,
-                &codes::LATERALITY,
-                &codes::side(side),
-            )],
-        )];
+    let measured = |name: &Code, value: f64, unit: &Code, side: Option<Side>, at: &Obj| {
+        let mut children = Vec::new();
+        if let Some(side) = side {
+            children.push(with_children(
+                lung_site(),
+                vec![code(
+                    HAS_CONCEPT_MOD,
+                    &codes::LATERALITY,
+                    &codes::side(side),
+                )],
+            ));
+        }
         children.extend(alg());
+        children.push(at.clone());
         with_children(num(CONTAINS, name, value, unit), children)
     };
     let mut out = Vec::new();
     for sg in seg::opacity_segments(a) {
+        let Some(at) = anchor(Some(sg.label)) else {
+            continue;
+        };
         let ggo = sg.label == ct_triage_analysis::opacities::GROUND_GLASS;
         let ml = |l: &ct_triage_analysis::report::LungOpacity| {
             if ggo {
@@ -803,22 +830,27 @@ fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
         } else {
             "1501"
         };
-        items.push(with_children(
-            num(
-                CONTAINS,
-                &codes::VOLUME,
-                round3(ml(&op.right) + ml(&op.left)),
-                &codes::UNIT_CM3,
-            ),
-            alg(),
+        items.push(measured(
+            &codes::VOLUME,
+            round3(ml(&op.right) + ml(&op.left)),
+            &codes::UNIT_CM3,
+            None,
+            &at,
         ));
         for (side, lung) in [(Side::Right, &op.right), (Side::Left, &op.left)] {
-            items.push(per_lung(side, &codes::VOLUME, ml(lung), &codes::UNIT_CM3));
-            items.push(per_lung(
-                side,
+            items.push(measured(
+                &codes::VOLUME,
+                ml(lung),
+                &codes::UNIT_CM3,
+                Some(side),
+                &at,
+            ));
+            items.push(measured(
                 &codes::PERCENT_OF_LUNG,
                 pct(lung),
                 &codes::UNIT_PERCENT,
+                Some(side),
+                &at,
             ));
         }
         out.push(container(
@@ -828,11 +860,10 @@ fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
             items,
         ));
     }
-    // The pattern as a whole.
-    let d = &op.distribution;
-    let zone = d
-        .predominant_zone
-        .map_or("none".to_string(), |z| format!("{z:?}").to_lowercase());
+    // The pattern as a whole (where there is an opacity to anchor it).
+    let Some(at) = anchor(None) else {
+        return out;
+    };
     let mut items = vec![
         text(
             HAS_OBS_CONTEXT,
@@ -859,6 +890,7 @@ fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
         &r.generator.version,
         &["Pan et al., Radiology 2020;295:715-721: 0-5 per lobe by percent involvement".into()],
     ));
+    css.push(at.clone());
     items.push(with_children(
         num(
             CONTAINS,
@@ -868,27 +900,17 @@ fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
         ),
         css,
     ));
-    items.push(with_children(
-        num(
-            CONTAINS,
-            &codes::LAA950,
-            op.emphysema_laa950_percent,
-            &codes::UNIT_PERCENT,
-        ),
-        alg(),
+    items.push(measured(
+        &codes::LAA950,
+        op.emphysema_laa950_percent,
+        &codes::UNIT_PERCENT,
+        None,
+        &at,
     ));
     items.push(text(
         CONTAINS,
         &codes::OPACITY_DISTRIBUTION,
-        &format!(
-            "laterality {}; axial {} ({:.0} % of the opacity within {} mm of the pleura, \
-             {:.0} % of the lung); predominant zone {zone}",
-            d.laterality,
-            d.axial,
-            d.peripheral_share * 100.0,
-            d.peripheral_mm,
-            d.lung_peripheral_share * 100.0
-        ),
+        &distribution_text(op),
     ));
     out.push(container(
         CONTAINS,
@@ -897,6 +919,30 @@ fn opacity_groups(a: &Analysis, o: &SrOptions) -> Vec<Obj> {
         items,
     ));
     out
+}
+
+/// The diffuse-opacity pattern in words: the exam-level summary and the
+/// pattern group's distribution.
+pub fn distribution_text(op: &ct_triage_analysis::report::Opacities) -> String {
+    let d = &op.distribution;
+    let zone = d
+        .predominant_zone
+        .map_or("none".to_string(), |z| format!("{z:?}").to_lowercase());
+    format!(
+        "ground glass R {:.1} mL, L {:.1} mL; consolidation R {:.1} mL, L {:.1} mL; CT severity \
+         score {}/25 (Pan 2020); laterality {}; axial {} ({:.0} % of the opacity within {} mm of \
+         the pleura, {:.0} % of the lung); predominant zone {zone}",
+        op.right.ground_glass_ml,
+        op.left.ground_glass_ml,
+        op.right.consolidation_ml,
+        op.left.consolidation_ml,
+        op.ct_severity_score,
+        d.laterality,
+        d.axial,
+        d.peripheral_share * 100.0,
+        d.peripheral_mm,
+        d.lung_peripheral_share * 100.0
+    )
 }
 
 fn round3(v: f64) -> f64 {
@@ -959,6 +1005,13 @@ fn exam_evaluations(a: &Analysis) -> Obj {
         ),
         text(CONTAINS, &codes::COMMENT, DISCLAIMER),
     ];
+    if let Some(op) = &r.opacities {
+        items.push(text(
+            CONTAINS,
+            &codes::OPACITY_DISTRIBUTION,
+            &format!("Diffuse opacities: {}", distribution_text(op)),
+        ));
+    }
     for l in &r.limits {
         items.push(text(CONTAINS, &codes::LIMITATION, l));
     }
