@@ -112,7 +112,11 @@ if (a !== b) {
   console.error(`FAIL parity: reports differ from line ${i}:\n native : ${la.slice(i, i + 3).join(' ')}\n browser: ${lb.slice(i, i + 3).join(' ')}`);
   process.exit(1);
 }
-console.log('ok   parity: the browser report equals the native CLI report (timings_ms aside)');
+// Issue 16: the parity covers the diffuse-opacity section (lung1 has one).
+if (!native.opacities || !browser.opacities || !native.opacities.most_affected_slice) {
+  console.error('FAIL parity: no opacities section to compare'); process.exit(1);
+}
+console.log(`ok   parity: the browser report equals the native CLI report (timings_ms aside), opacities included (CT severity score ${native.opacities.ct_severity_score}, ground glass ${(native.opacities.right.ground_glass_ml + native.opacities.left.ground_glass_ml).toFixed(1)} mL)`);
 NODE
   local rc=$?
   rm -rf "$native"
