@@ -5,7 +5,11 @@
 //      the lung1 nodule (lung1.truth.json) is the top finding (centre ≤ 10 mm)
 //   3. the same series as a .zip gives the same report; cancelling works
 //   4. offline: with the service worker, the page reloads without network
-// Writes tests/e2e/out/browser.png, browser-full.png, browser-zh.png, browser-report.json, browser-metrics.json.
+//   the diffuse-opacity overlay (issue 16): toggle and legend in EN/中文; the npm
+//   module's label images vs the engine's per-slice counts and the report's mL;
+//   the fill's colour at a labelled voxel of the most affected slice, on vs off
+// Writes tests/e2e/out/browser.png, browser-full.png, browser-zh.png, browser-opacities.png,
+// browser-report.json, browser-metrics.json.
 //
 //   node tests/e2e/browser.mjs [--dist wasm/dist] [--series dir] [--quick]
 import fs from 'node:fs';
@@ -72,6 +76,195 @@ async function guard(context, origin) {
 async function waitStatus(page, states, timeout = TIMEOUT) {
   await page.waitForFunction((s) => s.includes(document.querySelector('[data-testid=status]')?.textContent), states, { timeout, polling: 50 });
   return page.textContent('[data-testid=status]');
+}
+
+/** The view the viewer last drew (`canvas[data-view]`: transform, slice, opacity drawn). */
+const viewOf = (page) => page.evaluate(() => JSON.parse(document.getElementById('view').dataset.view || 'null'));
+
+/** Wait until the viewer has drawn slice `z` with its opacity fill `on` (or not). */
+async function waitView(page, z, on) {
+  await page.waitForFunction(([z, on]) => {
+    const v = JSON.parse(document.getElementById('view').dataset.view || 'null');
+    return v && v.z === z && v.opacity === on;
+  }, [z, on], { timeout: 30000, polling: 20 });
+}
+
+/** RGBA of the canvas at the centre of voxel (x, y) of the slice shown. */
+const pixelAt = (page, [x, y]) => page.evaluate(([x, y]) => {
+  const cv = /** @type {HTMLCanvasElement} */ (document.getElementById('view'));
+  const v = JSON.parse(cv.dataset.view);
+  const px = Math.floor((v.ox + (x + 0.5) * v.sx) * v.dpr);
+  const py = Math.floor((v.oy + (y + 0.5) * v.sy) * v.dpr);
+  return Array.from(cv.getContext('2d').getImageData(px, py, 1, 1).data);
+}, [x, y]);
+
+/**
+ * The opacity overlay, checked through the npm module (a second engine in
+ * the tab, analysing the same files: label images vs the engine's own
+ * per-slice counts and vs the report's volumes) and on the page (toggle in
+ * both languages, keyboard, the fill's colour at a labelled voxel, on vs off).
+ */
+async function opacityOverlay(page, report, files) {
+  const o = report.opacities;
+  const toggle = page.locator('[data-testid=opacity-toggle]');
+  check((await toggle.count()) === 1, 'the page has an opacity overlay toggle');
+  const totalMl = o ? o.right.ground_glass_ml + o.left.ground_glass_ml + o.right.consolidation_ml + o.left.consolidation_ml : 0;
+  if (!o || totalMl === 0) {
+    // No opacity: the toggle is disabled and says why.
+    const why = (await page.textContent('[data-testid=opacity-reason]')) || '';
+    check(await toggle.isDisabled() && why.length > 0, `no opacity on this scan: the toggle is disabled (${why})`);
+    return;
+  }
+  const most = o.most_affected_slice;
+  check(!!most && (await toggle.isEnabled()) && !(await toggle.isChecked()), 'opacity toggle enabled, off by default');
+  // Labels in both languages.
+  const texts = () => page.evaluate(() => ({
+    toggle: document.querySelector('[data-testid=opacity-toggle]').closest('label').textContent.trim(),
+    legend: document.querySelector('[data-testid=opacity-legend]').textContent.replace(/\s+/g, ' ').trim(),
+    goto: document.querySelector('[data-testid=opacity-goto]').textContent.trim(),
+  }));
+  const en = await texts();
+  await page.click('[data-lang=zh]');
+  await page.waitForFunction(() => document.documentElement.lang === 'zh-Hans');
+  const zh = await texts();
+  await page.click('[data-lang=en]');
+  await page.waitForFunction(() => document.documentElement.lang === 'en');
+  check(en.toggle === 'Opacities' && en.legend === 'Ground glass Consolidation' && en.goto === 'Most affected slice',
+    `opacity controls in English: ${JSON.stringify(en)}`);
+  check(zh.toggle === '弥漫性阴影' && zh.legend === '磨玻璃影 实变' && zh.goto === '受累最重层面',
+    `opacity controls in Chinese: ${JSON.stringify(zh)}`);
+  if (QUICK) return;
+
+  // ---- the npm module: a second engine on the same files
+  await page.evaluate(() => {
+    const i = document.createElement('input');
+    i.type = 'file'; i.multiple = true; i.id = 'api-input'; i.hidden = true;
+    document.body.append(i);
+  });
+  await page.setInputFiles('#api-input', files);
+  const api = await page.evaluate(async (zMost) => {
+    const { CtTriage, CtTriageError, OPACITY_LABELS } = await import('./pkg/index.js');
+    const triage = new CtTriage();
+    try {
+      const manifestUrl = new URL('models/ctt-nodule-v1.json', location.href);
+      const manifest = await (await fetch(manifestUrl)).json();
+      await triage.loadModel({ manifestUrl, weightsUrl: new URL(manifest.weights, manifestUrl) });
+      const a = await triage.analyze(/** @type {HTMLInputElement} */ (document.getElementById('api-input')).files);
+      const [nx, ny, nz] = a.volume.size_xyz;
+      const out = { nx, ny, nz, spacing: a.volume.spacing_mm, slices: a.opacitySlices, mismatches: [], badImages: 0,
+        counted: { groundGlass: 0, consolidation: 0 }, ms: [], bytes: [], most: null, missing: null, outOfRange: null };
+      let mostLabels = null;
+      for (const s of a.opacitySlices) {
+        const t0 = performance.now();
+        const labels = await a.opacityOverlay(s.slice);
+        out.ms.push(performance.now() - t0);
+        // Its own buffer (transferred), one byte per voxel, labels 0/1/2 only.
+        if (!(labels instanceof Uint8Array) || labels.length !== nx * ny || labels.buffer.byteLength !== nx * ny
+            || labels.some((v) => v > 2)) out.badImages += 1;
+        out.bytes.push(labels ? labels.byteLength : 0);
+        let gg = 0, cons = 0;
+        for (const v of labels || []) { if (v === OPACITY_LABELS.groundGlass) gg++; else if (v === OPACITY_LABELS.consolidation) cons++; }
+        out.counted.groundGlass += gg;
+        out.counted.consolidation += cons;
+        if (gg !== s.groundGlass || cons !== s.consolidation) out.mismatches.push({ slice: s.slice, js: [gg, cons], engine: [s.groundGlass, s.consolidation] });
+        if (s.slice === zMost) { mostLabels = labels; out.most = { slice: s.slice, js: [gg, cons], engine: [s.groundGlass, s.consolidation] }; }
+      }
+      // A voxel well inside the fill (its 5 × 5 neighbourhood all one label)
+      // and one well outside (none in 9 × 9) on the most affected slice.
+      const at = (x, y) => mostLabels[y * nx + x];
+      const uniform = (x, y, r, l) => {
+        for (let j = -r; j <= r; j++) for (let i = -r; i <= r; i++) if (at(x + i, y + j) !== l) return false;
+        return true;
+      };
+      if (mostLabels) {
+        for (let y = 4; y < ny - 4 && !out.inside; y++) for (let x = 4; x < nx - 4; x++) {
+          if (at(x, y) && uniform(x, y, 2, at(x, y))) { out.inside = { xy: [x, y], label: at(x, y) }; break; }
+        }
+        // Unlabelled, near the labelled voxel (inside the body, not black air).
+        const [cx, cy] = out.inside ? out.inside.xy : [nx >> 1, ny >> 1];
+        for (let d = 6; d < nx && !out.outside; d++) for (const [x, y] of [[cx + d, cy], [cx - d, cy], [cx, cy + d], [cx, cy - d]]) {
+          if (x >= 4 && y >= 4 && x < nx - 4 && y < ny - 4 && uniform(x, y, 4, 0)) { out.outside = { xy: [x, y] }; break; }
+        }
+      }
+      const without = [...Array(nz).keys()].find((z) => !a.opacitySlices.some((s) => s.slice === z));
+      if (without !== undefined) out.missing = { slice: without, value: String(await a.opacityOverlay(without)) };
+      try { await a.opacityOverlay(nz); out.outOfRange = 'resolved'; } catch (e) {
+        out.outOfRange = { ok: e instanceof CtTriageError, code: e.code, message: e.message };
+      }
+      return out;
+    } finally {
+      triage.terminate();
+    }
+  }, most.slice_index);
+  const voxMl = api.spacing[0] * api.spacing[1] * api.spacing[2] / 1000;
+  const ggMl = api.counted.groundGlass * voxMl;
+  const consMl = api.counted.consolidation * voxMl;
+  const wantGg = o.right.ground_glass_ml + o.left.ground_glass_ml;
+  const wantCons = o.right.consolidation_ml + o.left.consolidation_ml;
+  const rel = (a, b) => (a + b === 0 ? 0 : Math.abs(a - b) / Math.max(b, 1e-9));
+  metrics.opacity_overlay = {
+    slices_with_opacity: api.slices.length,
+    most_affected_slice: most.slice_index,
+    most_affected_voxels: api.most?.js,
+    bytes_per_slice: api.bytes[0] ?? 0,
+    bytes_all_slices: api.bytes.reduce((x, y) => x + y, 0),
+    request_ms_median: +[...api.ms].sort((x, y) => x - y)[api.ms.length >> 1]?.toFixed(2),
+    source_grid_ml: { ground_glass: +ggMl.toFixed(2), consolidation: +consMl.toFixed(2) },
+    report_ml: { ground_glass: +wantGg.toFixed(2), consolidation: +wantCons.toFixed(2) },
+  };
+  console.log(`     opacity overlay: ${api.slices.length} slices, ${api.bytes[0]} B each, median request ${metrics.opacity_overlay.request_ms_median} ms; `
+    + `source grid ${ggMl.toFixed(2)} + ${consMl.toFixed(2)} mL vs report ${wantGg.toFixed(1)} + ${wantCons.toFixed(1)} mL`);
+  check(api.slices.length > 0 && api.most !== null, `the most affected slice ${most.slice_index} has opacity on the source grid (${api.slices.length} slices with opacity)`);
+  check(api.most && api.most.js[0] + api.most.js[1] > 0 && api.mismatches.length === 0,
+    `label images count what the engine counts, slice by slice (most affected: ${JSON.stringify(api.most)}; ${api.mismatches.length} mismatches${api.mismatches.length ? ` e.g. ${JSON.stringify(api.mismatches[0])}` : ''})`);
+  check(api.badImages === 0, `every label image is its own ${api.nx}×${api.ny}-byte buffer with labels 0/1/2 (${api.badImages} bad)`);
+  check(api.missing === null || api.missing.value === 'undefined', `a slice without opacity gives undefined (${JSON.stringify(api.missing)})`);
+  check(api.outOfRange?.ok && api.outOfRange.code === 'invalid_argument', `slice ${api.nz} (outside) rejects with invalid_argument (${JSON.stringify(api.outOfRange)})`);
+  // The report's mL are counted on the analysis grid; the label images are
+  // that segmentation resampled (nearest voxel) to the source grid, so the
+  // volumes agree up to boundary quantisation (a thin, patchy 15 mL region
+  // on a 2.5 mm slice grid) and the report's 0.1 mL rounding per lung: 10 %.
+  check(rel(ggMl + consMl, wantGg + wantCons) <= 0.10,
+    `source-grid voxels × voxel volume ≈ the report's opacity volume: ${(ggMl + consMl).toFixed(2)} vs ${(wantGg + wantCons).toFixed(1)} mL (${(100 * rel(ggMl + consMl, wantGg + wantCons)).toFixed(1)} %, ≤ 10 %)`);
+  check(rel(ggMl, wantGg) <= 0.10 || Math.abs(ggMl - wantGg) <= 0.1, `ground glass ${ggMl.toFixed(2)} vs ${wantGg.toFixed(1)} mL`);
+  check(rel(consMl, wantCons) <= 0.10 || Math.abs(consMl - wantCons) <= 0.1, `consolidation ${consMl.toFixed(2)} vs ${wantCons.toFixed(1)} mL`);
+
+  // ---- the page: jump to the most affected slice, fill on and off by keyboard
+  await page.uncheck('#show-overlay'); // the finding marks off: only the opacity fill differs
+  await page.click('[data-testid=opacity-goto]');
+  await waitView(page, most.slice_index, false);
+  const label = await page.textContent('#slice-label');
+  const fit = await page.textContent('#zoom-reset');
+  check(label.includes(`${most.slice_index + 1} /`) && fit === '100%', `"most affected slice" shows slice ${most.slice_index + 1}, whole (${label}, ${fit})`);
+  if (!api.inside || !api.outside) { check(false, 'a labelled and an unlabelled voxel to read the canvas at'); return; }
+  const offIn = await pixelAt(page, api.inside.xy);
+  const offOut = await pixelAt(page, api.outside.xy);
+  await page.focus('[data-testid=opacity-toggle]');
+  await page.keyboard.press('Space');
+  await waitView(page, most.slice_index, true);
+  const onIn = await pixelAt(page, api.inside.xy);
+  const onOut = await pixelAt(page, api.outside.xy);
+  check(await toggle.isChecked() && await page.isVisible('[data-testid=opacity-legend]'), 'Space on the toggle turns the fill on and shows the legend');
+  const color = await page.evaluate(async (l) => {
+    const { OPACITY_COLORS } = await import('./viewer.js');
+    return l === 1 ? OPACITY_COLORS.groundGlass : OPACITY_COLORS.consolidation;
+  }, api.inside.label);
+  const a = color[3] / 255;
+  const want = [0, 1, 2].map((k) => Math.round(offIn[k] * (1 - a) + color[k] * a));
+  const near = (p, q, tol) => p.slice(0, 3).every((v, k) => Math.abs(v - q[k]) <= tol);
+  check(near(onIn, want, 6) && !near(onIn, offIn, 20),
+    `voxel ${api.inside.xy} (label ${api.inside.label}) is filled: ${offIn.slice(0, 3)} → ${onIn.slice(0, 3)} (expected ${want})`);
+  check(near(onOut, offOut, 1), `voxel ${api.outside.xy} (no opacity) is unchanged: ${offOut.slice(0, 3)} → ${onOut.slice(0, 3)}`);
+  // Independent of the finding overlay toggle.
+  await page.check('#show-overlay');
+  const v = await viewOf(page);
+  check(v.opacity === true && near(await pixelAt(page, api.inside.xy), onIn, 6), 'the fill stays with the finding overlay on again');
+  metrics.opacity_overlay.layer_build_ms = v.opacityLayerMs;
+  await page.screenshot({ path: path.join(OUT, `${TAG}-opacities.png`) });
+  await page.focus('[data-testid=opacity-toggle]');
+  await page.keyboard.press('Space');
+  await waitView(page, most.slice_index, false);
+  check(near(await pixelAt(page, api.inside.xy), offIn, 1), 'Space again turns the fill off (the slice as before)');
 }
 
 const server = await serve(DIST, { isolate: true });
@@ -157,6 +350,9 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(OUT, `${TAG}.png`) });
   await page.screenshot({ path: path.join(OUT, `${TAG}-full.png`), fullPage: true });
+  // Issue 16: the diffuse-opacity overlay (ground glass, consolidation) on the viewer.
+  await opacityOverlay(page, report, files);
+
   check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? `: ${consoleErrors.slice(0, 3).join(' | ')}` : ''}`);
 
   if (!QUICK) {

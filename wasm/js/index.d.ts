@@ -22,6 +22,19 @@ export interface Window { center: number; width: number }
 /** Window presets: lung (−600/1500), mediastinum (40/400), bone (400/1800). */
 export declare const WINDOWS: Readonly<Record<'lung' | 'mediastinum' | 'bone', Window>>;
 
+/** Labels of `Analysis.opacityOverlay`: 1 ground glass, 2 consolidation (0 is no opacity). */
+export declare const OPACITY_LABELS: Readonly<{ groundGlass: 1; consolidation: 2 }>;
+
+/** A source slice with a diffuse opacity and its voxel counts per label. */
+export interface OpacitySlice {
+  /** Slice index (stack order, as `renderSlice`). */
+  slice: number;
+  /** Ground-glass voxels on that slice. */
+  groundGlass: number;
+  /** Consolidation voxels on that slice. */
+  consolidation: number;
+}
+
 /** A buffer from a viewer or a fetch. */
 export interface NamedBuffer { name: string; data: ArrayBuffer | ArrayBufferView }
 
@@ -139,11 +152,18 @@ export declare class Analysis {
   readonly report: Report;
   readonly volume: VolumeInfo;
   readonly keyImages: KeyImage[];
+  /** The slices with a diffuse opacity (ground glass or consolidation), ascending; empty when none
+   * or the opacity stage did not run (an inconclusive scan). */
+  readonly opacitySlices: OpacitySlice[];
   /** Time spent in the engine (ms). */
   readonly engineMs: number;
   renderSlice(z: number, window?: 'lung' | 'mediastinum' | 'bone' | Window): Promise<ImageData>;
   sliceHu(z: number): Promise<Int16Array>;
   findingMask(index: number, z: number): Promise<{ box: number[] | null; data: Uint8Array | null }>;
+  /** The diffuse-opacity label image of slice `z` (`columns × rows` bytes, row-major; 0 none,
+   * 1 ground glass, 2 consolidation), or `undefined` when the slice has none. Rejects with
+   * `invalid_argument` for a slice outside the volume. */
+  opacityOverlay(z: number): Promise<Uint8Array | undefined>;
   toVoxels(points: Array<[number, number, number]>): Promise<Array<[number, number, number]>>;
   /** DICOM objects: TID 1500 SR (`report.sr.dcm`), SEG (`findings.seg.dcm`), optionally key images as SC
    * (overview and zoom per finding), and the Key Object Selection (`key-objects.kos.dcm`). */

@@ -14,6 +14,9 @@ const PRESETS = {
   bone: { center: 400, width: 1800 },
 };
 
+/** Labels of {@link Analysis.opacityOverlay} (the core's `opacities::GROUND_GLASS`, `CONSOLIDATION`). */
+export const OPACITY_LABELS = Object.freeze({ groundGlass: 1, consolidation: 2 });
+
 /** Window presets (centre / width in HU). */
 export const WINDOWS = Object.freeze({ ...PRESETS });
 
@@ -233,6 +236,13 @@ export class Analysis {
     this.volume = v.volume;
     /** Key images: [{findingId, file, png: Uint8Array}]. */
     this.keyImages = v.keyImages;
+    /**
+     * The source slices with a diffuse opacity, ascending, with their voxel
+     * counts: `[{slice, groundGlass, consolidation}]` (empty when there is
+     * none or the opacity stage did not run).
+     * @type {Array<{ slice: number, groundGlass: number, consolidation: number }>}
+     */
+    this.opacitySlices = v.opacitySlices || [];
     /** Time spent in the engine, ms. */
     this.engineMs = v.engineMs;
     /**
@@ -266,6 +276,22 @@ export class Analysis {
   async findingMask(index, z) {
     this._live();
     return this._client._request('mask', { index, z }, []);
+  }
+
+  /**
+   * The diffuse-opacity label image of slice `z` for an overlay: a
+   * `Uint8Array` of `columns × rows` bytes, row-major (0 none,
+   * {@link OPACITY_LABELS}`.groundGlass` = 1, `.consolidation` = 2), or
+   * `undefined` when the slice has no opacity (see {@link opacitySlices}).
+   * The buffer is transferred from the worker (never a view on wasm memory).
+   * Rejects with `invalid_argument` for a slice outside the volume.
+   * @param {number} z
+   * @returns {Promise<Uint8Array | undefined>}
+   */
+  async opacityOverlay(z) {
+    this._live();
+    const { data } = await this._client._request('opacity', { z }, []);
+    return data || undefined;
   }
 
   /** LPS points (mm) → continuous voxel indices `[x, y, z]`. */

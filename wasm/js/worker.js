@@ -4,6 +4,7 @@
 //   in : {type: 'model', manifest, weights} | {type: 'scan'|'inspect'|'analyze', inputs, options, cancel}
 //        (inspect/analyze with `inputs: null` reuse the files of the last scan)
 //        {type: 'slice', z, center, width} | {type: 'sliceHu', z} | {type: 'mask', index, z}
+//        {type: 'opacity', z}
 //        {type: 'dicom', keyImages} | {type: 'voxel', points} | {type: 'release'}
 //   out: {type: 'progress', stage, fraction} | {type: 'result', value} |
 //        {type: 'error', error: {name, code, message}, crashed}
@@ -153,10 +154,17 @@ async function handle(msg) {
       for (let i = 0; i < result.keyImageCount; i++) {
         keyImages.push({ findingId: result.keyImageFindingId(i), file: result.keyImageFile(i), png: result.keyImagePng(i) });
       }
+      // The slices with a diffuse opacity and their voxel counts (a few bytes
+      // each); the label images themselves are fetched per slice ('opacity').
+      const opacitySlices = Array.from(result.opacitySlices(), (z) => {
+        const [groundGlass, consolidation] = result.opacityVoxels(z);
+        return { slice: z, groundGlass, consolidation };
+      });
       return {
         reportJson: result.reportJson(),
         volume: JSON.parse(result.volumeJson()),
         keyImages,
+        opacitySlices,
         engineMs: performance.now() - t0,
       };
     }
@@ -174,6 +182,10 @@ async function handle(msg) {
       const box = current.maskBox(msg.index);
       const data = current.maskSlice(msg.index, msg.z);
       return { box: box ? Array.from(box) : null, data: data || null };
+    }
+    case 'opacity': {
+      if (!current) throw Object.assign(new Error('no analysis loaded'), { code: 'invalid_argument' });
+      return { data: current.opacitySlice(msg.z) || null };
     }
     case 'dicom': {
       if (!current) throw Object.assign(new Error('no analysis loaded'), { code: 'invalid_argument' });

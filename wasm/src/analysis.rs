@@ -1,6 +1,7 @@
 //! The result of one analysis, kept in wasm memory for the page: the report,
 //! key images, the loaded volume (slices for a viewer) and finding masks.
 
+use ct_triage_core::opacities::{CONSOLIDATION, GROUND_GLASS, OpacityMap};
 use ct_triage_core::pipeline::Analysis;
 use ct_triage_core::report::dicom::{BundleOptions, DeidOptions, ExportOptions, bundle, export};
 use ct_triage_core::report::key_images::render_slice;
@@ -60,6 +61,11 @@ impl AnalysisResult {
     /// The core analysis.
     pub fn analysis(&self) -> &Analysis {
         &self.analysis
+    }
+
+    /// The opacity map, when the opacity stage ran.
+    fn opacity_map(&self) -> Option<&OpacityMap> {
+        self.analysis.opacity_map.as_ref()
     }
 
     fn check_slice(&self, z: usize) -> Result<(), WasmError> {
@@ -194,6 +200,46 @@ impl AnalysisResult {
                 .map(|&b| u8::from(b))
                 .collect(),
         )
+    }
+
+    /// The source slices with a diffuse opacity (ground glass or
+    /// consolidation), ascending; empty when the scan has none or the opacity
+    /// stage did not run (an inconclusive scan).
+    #[wasm_bindgen(js_name = opacitySlices)]
+    pub fn opacity_slices(&self) -> Vec<u32> {
+        self.opacity_map()
+            .map(|m| {
+                m.slices
+                    .iter()
+                    .map(|s| u32::try_from(s.slice).unwrap_or(u32::MAX))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Voxels of source slice `z` labelled `[ground glass, consolidation]`,
+    /// counted on the core's runs (`[0, 0]` for a slice without opacity).
+    #[wasm_bindgen(js_name = opacityVoxels)]
+    pub fn opacity_voxels(&self, z: usize) -> Result<Vec<u32>, WasmError> {
+        self.check_slice(z)?;
+        let s = self.opacity_map().and_then(|m| m.slice(z));
+        Ok([GROUND_GLASS, CONSOLIDATION]
+            .iter()
+            .map(|&l| s.map_or(0, |s| u32::try_from(s.count(l)).unwrap_or(u32::MAX)))
+            .collect())
+    }
+
+    /// The diffuse-opacity label image of source slice `z`, row-major
+    /// `[y, x]` (`columns * rows` bytes: 0 none, 1 ground glass, 2
+    /// consolidation), or `undefined` when the slice has none. Out-of-range
+    /// `z` is an `invalid_argument` error.
+    #[wasm_bindgen(js_name = opacitySlice)]
+    pub fn opacity_slice(&self, z: usize) -> Result<Option<Vec<u8>>, WasmError> {
+        self.check_slice(z)?;
+        Ok(self
+            .opacity_map()
+            .filter(|m| m.slice(z).is_some())
+            .map(|m| m.label_image(z)))
     }
 
     /// The analysis as DICOM objects (Part 10 bytes): the TID 1500 measurement

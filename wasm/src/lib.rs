@@ -12,7 +12,7 @@
 //! | `scan(files, optionsJson, onProgress, isCancelled)` | [`scan`] → the inventory (studies, series) as JSON |
 //! | `inspect(files, optionsJson, onProgress, isCancelled)` | [`inspect`] → the `ct-triage inspect --json` document |
 //! | `analyze(files, model, optionsJson, onProgress, isCancelled)` | [`analyze`] → [`AnalysisResult`] |
-//! | `result.reportJson()`, `result.keyImagePng(i)`, `result.renderSlice(z, c, w)` … | [`AnalysisResult`] |
+//! | `result.reportJson()`, `result.keyImagePng(i)`, `result.renderSlice(z, c, w)`, `result.opacitySlice(z)` … | [`AnalysisResult`] |
 //!
 //! Every failure is a JavaScript `Error` whose `code` is the core
 //! [`Error::code`](ct_triage_core::Error::code) and whose `message` is its text

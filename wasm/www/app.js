@@ -5,7 +5,7 @@
 // origin, and nothing is sent anywhere.
 
 import { CtTriage, CtTriageError } from './pkg/index.js';
-import { Viewer } from './viewer.js';
+import { Viewer, OPACITY_COLORS } from './viewer.js';
 import { t, setLang, initialLang, currentLang } from './i18n.js';
 
 const MODEL_MANIFEST = 'models/ctt-nodule-v1.json';
@@ -314,6 +314,9 @@ async function showResult(a) {
   renderKeyImages(a);
   await viewer.load(a);
   $input('slice-range').max = String(viewer.sliceCount - 1);
+  $input('show-opacity').checked = false;
+  viewer.setOpacity(false);
+  renderOpacityControls(a);
   if (a.report.findings.length) selectFinding(0, false);
 }
 
@@ -363,6 +366,27 @@ function renderTriage(r) {
     ? t('opacityMeta', { r: lung(o.right), l: lung(o.left), css: o.ct_severity_score, laa: o.emphysema_laa950_percent.toFixed(1) })
     : '';
   renderLimits(r);
+}
+
+/**
+ * The opacity overlay's controls: the toggle (disabled, with the reason, when
+ * the scan has no opacity), its legend, and the jump to the most affected slice.
+ * @param {Analysis} a
+ */
+function renderOpacityControls(a) {
+  const o = a.report.opacities;
+  const has = a.opacitySlices.length > 0;
+  const toggle = $input('show-opacity');
+  toggle.disabled = !has;
+  if (!has) toggle.checked = false;
+  const reason = $('opacity-reason');
+  reason.dataset.i18n = has ? '' : (o ? 'opacityNone' : 'opacityNotAssessed');
+  reason.textContent = has ? '' : t(reason.dataset.i18n);
+  show('opacity-legend', toggle.checked);
+  const most = o?.most_affected_slice;
+  const go = /** @type {HTMLButtonElement} */ ($('opacity-goto'));
+  go.disabled = !most;
+  go.title = most ? t('opacityGotoTitle', { n: most.slice_index + 1, im: most.image_number ?? '?', area: most.area_cm2.toFixed(1) }) : '';
 }
 
 /** @param {Report} r */
@@ -546,6 +570,21 @@ function bindViewer() {
   $('zoom-reset').addEventListener('click', () => { viewer.pan = [0, 0]; viewer.setZoom(1); });
   $('view').addEventListener('zoomchange', (e) => { $('zoom-reset').textContent = `${Math.round(/** @type {CustomEvent<number>} */ (e).detail * 100)}%`; });
   $('show-overlay').addEventListener('change', () => { viewer.overlay = $input('show-overlay').checked; viewer.draw(); });
+  $('swatch-ggo').style.background = rgba(OPACITY_COLORS.groundGlass);
+  $('swatch-cons').style.background = rgba(OPACITY_COLORS.consolidation);
+  $('show-opacity').addEventListener('change', () => {
+    const on = $input('show-opacity').checked;
+    show('opacity-legend', on);
+    viewer.setOpacity(on);
+  });
+  $('opacity-goto').addEventListener('click', () => {
+    const most = state.analysis?.report.opacities?.most_affected_slice;
+    if (!most) return;
+    // The whole slice (fit), as the opacity may lie anywhere on it.
+    viewer.pan = [0, 0];
+    viewer.setZoom(1);
+    viewer.show(most.slice_index);
+  });
   $('dl-report').addEventListener('click', () => state.analysis && download(state.analysis.reportBlob(), reportName('json')));
   $('dl-keys').addEventListener('click', () => {
     const a = state.analysis;
@@ -579,6 +618,11 @@ function bindViewer() {
     }
   });
   $('new-study').addEventListener('click', () => { reset(); show('intake', true); setStatus('ready'); });
+}
+
+/** A CSS colour of an RGBA quadruple (alpha 0–255), at full opacity for a legend swatch. @param {readonly number[]} c */
+function rgba(c) {
+  return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 }
 
 // ---------------------------------------------------------------- PACS (DICOMweb)
@@ -680,6 +724,7 @@ function bindLang() {
       if (state.analysis) {
         renderTriage(state.analysis.report);
         renderFindings(state.analysis.report);
+        renderOpacityControls(state.analysis);
         if (state.selected != null) selectFinding(state.selected, false);
         corners();
         $('slice-label').textContent = t('slice', { n: viewer.z + 1, total: viewer.sliceCount });

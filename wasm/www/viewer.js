@@ -1,6 +1,7 @@
 // @ts-check
-// Slice viewer: canvas with window presets, zoom/pan, slice scrolling and
-// finding overlays (segmentation outline, long/short axes, label).
+// Slice viewer: canvas with window presets, zoom/pan, slice scrolling,
+// finding overlays (segmentation outline, long/short axes, label) and the
+// diffuse-opacity overlay (ground glass, consolidation as colour fills).
 
 import { WINDOWS } from './pkg/index.js';
 
@@ -8,6 +9,20 @@ const OUTLINE = '#ffd600';
 const LONG_AXIS = '#ff7a00';
 const SHORT_AXIS = '#00c8ff';
 const CACHE = 96;
+/** Opacity label images kept (256 KB each at 512 × 512). */
+const OPACITY_CACHE = 64;
+
+/**
+ * Fill colours of the opacity overlay, RGBA (alpha 0–255) by label: chosen
+ * against the lung window's greys and apart from the finding overlay's
+ * yellow / orange / cyan.
+ */
+export const OPACITY_COLORS = Object.freeze({
+  /** Ground glass (label 1): green. */
+  groundGlass: Object.freeze([0, 230, 118, 105]),
+  /** Consolidation (label 2): magenta. */
+  consolidation: Object.freeze([255, 45, 170, 140]),
+});
 
 export class Viewer {
   /**
@@ -24,6 +39,13 @@ export class Viewer {
     this.zoom = 1;
     this.pan = [0, 0];
     this.overlay = true;
+    /** Draw the diffuse-opacity fills (independent of `overlay`). */
+    this.opacity = false;
+    this.opacityIndex = new Map(); // z → {slice, groundGlass, consolidation}
+    this.opacityLabels = new Map(); // z → Uint8Array label image
+    this.opacityLayer = document.createElement('canvas');
+    this.opacityLayerOf = null; // the label image drawn on opacityLayer
+    this.opacityLayerMs = 0;
     this.selected = null;
     this.findings = [];
     this.cache = new Map(); // `${window}:${z}` → ImageBitmap | canvas
@@ -39,6 +61,9 @@ export class Viewer {
     this.analysis = analysis;
     this.cache.clear();
     this.masks.clear();
+    this.opacityIndex = new Map(analysis.opacitySlices.map((s) => [s.slice, s]));
+    this.opacityLabels.clear();
+    this.opacityLayerOf = null;
     this.zoom = 1;
     this.pan = [0, 0];
     const [nx, ny, nz] = analysis.volume.size_xyz;
@@ -76,6 +101,8 @@ export class Viewer {
         await this._ensure(want, this.window);
         await this._ensureMasks(want);
         this.draw();
+        // The slice is on screen; its opacity fill follows (a newer request waits for no more than that).
+        if (await this._ensureOpacity(want)) this.draw();
       }
     } catch (e) {
       console.error(e);
@@ -90,7 +117,10 @@ export class Viewer {
     for (const d of [1, -1, 2, -2]) {
       const n = z + d;
       if (n < 0 || n >= this.sliceCount || this.want !== null || this.inflight) continue;
-      try { await this._ensure(n, this.window); } catch { return; }
+      try {
+        await this._ensure(n, this.window);
+        await this._ensureOpacity(n);
+      } catch { return; }
     }
   }
 
@@ -119,6 +149,27 @@ export class Viewer {
       const m = await this.analysis.findingMask(index, z);
       this.masks.set(key, m && m.data ? m : null);
     }
+  }
+
+  /**
+   * Fetch the opacity label image of slice `z` when the overlay is on and the
+   * slice has one. Resolves to true when it fetched something.
+   * @param {number} z
+   */
+  async _ensureOpacity(z) {
+    if (!this.opacity || !this.opacityIndex.has(z) || this.opacityLabels.has(z)) return false;
+    const labels = await this.analysis.opacityOverlay(z);
+    if (!labels) return false;
+    this.opacityLabels.set(z, labels);
+    if (this.opacityLabels.size > OPACITY_CACHE) this.opacityLabels.delete(this.opacityLabels.keys().next().value);
+    return true;
+  }
+
+  /** Show or hide the diffuse-opacity fills. @param {boolean} on */
+  setOpacity(on) {
+    this.opacity = !!on;
+    this.draw();
+    if (this.opacity) this.show(this.z);
   }
 
   setWindow(w) {
@@ -198,6 +249,10 @@ export class Viewer {
     } else {
       c.drawImage(img, ox, oy, nx * sx, ny * sy);
     }
+    const opacityDrawn = this.opacity && this._opacity({ sx, sy, ox, oy });
+    // What is on the canvas, for tests and tools: the image → canvas
+    // transform (CSS px), the slice, and whether its opacity fill is drawn.
+    this.canvas.dataset.view = JSON.stringify({ z: this.z, sx, sy, ox, oy, dpr, opacity: opacityDrawn, opacityLayerMs: this.opacityLayerMs });
     if (!this.overlay) return;
     for (const { f, index, axes } of this.findings) {
       const sel = this.selected === index;
@@ -237,6 +292,39 @@ export class Viewer {
         c.fillText(label, tx, ty + 0.5);
       }
     }
+  }
+
+  /** Fill the opacity voxels of the current slice; false when it has none (or not fetched yet). */
+  _opacity({ sx, sy, ox, oy }) {
+    const labels = this.opacityLabels.get(this.z);
+    if (!labels) return false;
+    const [nx, ny] = this.size;
+    if (this.opacityLayerOf !== labels) {
+      // One RGBA layer per slice shown, rebuilt only when the slice changes.
+      const t0 = performance.now();
+      const layer = this.opacityLayer;
+      layer.width = nx;
+      layer.height = ny;
+      const lc = layer.getContext('2d');
+      const img = lc.createImageData(nx, ny);
+      const px = img.data;
+      const colors = [null, OPACITY_COLORS.groundGlass, OPACITY_COLORS.consolidation];
+      for (let i = 0; i < labels.length; i++) {
+        const col = colors[labels[i]];
+        if (!col) continue;
+        const o = 4 * i;
+        px[o] = col[0]; px[o + 1] = col[1]; px[o + 2] = col[2]; px[o + 3] = col[3];
+      }
+      lc.putImageData(img, 0, 0);
+      this.opacityLayerOf = labels;
+      this.opacityLayerMs = Math.round((performance.now() - t0) * 100) / 100;
+    }
+    const c = this.ctx;
+    // Nearest neighbour: each voxel a crisp cell, as labelled.
+    c.imageSmoothingEnabled = false;
+    c.drawImage(this.opacityLayer, ox, oy, nx * sx, ny * sy);
+    c.imageSmoothingEnabled = true;
+    return true;
   }
 
   _line([a, b], color, { sx, sy, ox, oy }) {
