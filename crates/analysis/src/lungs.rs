@@ -30,6 +30,13 @@
 //!   lung2 mass (45 mm, broad-based on the posterior chest wall beside the
 //!   spine) is inside the region whole; the heart, mediastinum and diaphragm
 //!   are not (a few hilar vessel segments are, which the classifier rejects).
+//! - **Dense lung on its border is lung.** On the full grid each lung grows
+//!   into the ground-glass band next to it (−750 to −300 HU, 6-connected, up
+//!   to [`LungOptions::ground_glass_grow_mm`], 40 mm), and what holds a 6 mm
+//!   ball ([`LungOptions::ground_glass_min_radius_mm`]) is kept: peripheral
+//!   ground glass denser than the −500 HU air threshold (measured on the
+//!   opacity insertion set, `tests/insertion/opacities.py`), not the
+//!   partial-volume rim at the pleura or along the airway walls.
 
 use ndarray::{Array2, Array3, Axis, s};
 use rayon::prelude::*;
@@ -71,6 +78,15 @@ pub struct LungOptions {
     /// Mean HU at or above which a thick closing addition is soft tissue (kept).
     /// Default −300.
     pub lesion_min_hu: f64,
+    /// How far (mm, along 6-connected voxels) the region grows into dense lung
+    /// next to it: voxels of −750 to −300 HU (ground glass) that the −500 HU
+    /// air threshold left out, kept where the grown part holds a ball of
+    /// [`LungOptions::ground_glass_min_radius_mm`]. Default 40 mm; 0 disables.
+    pub ground_glass_grow_mm: f64,
+    /// Radius (mm) of the ball grown dense lung must hold to be kept: the
+    /// partial-volume rim at the pleura and along airway walls is thinner.
+    /// Default 3 mm.
+    pub ground_glass_min_radius_mm: f64,
     /// Equivalent diameter (mm) above which a non-lung island inside one slice's lung
     /// outline is checked against its neighbouring slices (the dome of the diaphragm
     /// cut axially looks like an island). Default 20 mm.
@@ -87,6 +103,8 @@ impl Default for LungOptions {
             lesion_closing_mm: 40.0,
             lesion_min_radius_mm: 5.0,
             lesion_min_hu: -300.0,
+            ground_glass_grow_mm: 40.0,
+            ground_glass_min_radius_mm: 3.0,
             island_check_mm: 20.0,
         }
     }
@@ -126,6 +144,8 @@ pub fn segment(iso: &Volume, opts: &LungOptions, progress: &dyn Progress) -> Res
     } else {
         masks(iso, opts, progress)?
     };
+    let mut region = region;
+    grow_into_ground_glass(&mut region, &iso.hu, g.spacing[0].min(g.spacing[1]), opts);
     let air_hu = opts.air_hu;
     let mut aerated = labels;
     ndarray::Zip::from(&mut aerated)
@@ -596,6 +616,120 @@ fn add_pleural_lesions(
         {
             region[[k, j, i]] = lab;
         }
+    }
+}
+
+/// Step 4c on the full grid: grow each lung into the ground-glass band next to
+/// it (−750 to −300 HU, 6-connected, up to `ground_glass_grow_mm`), then keep
+/// only the part of what was grown that holds a ball of
+/// `ground_glass_min_radius_mm` (module docs). A dense peripheral patch
+/// against the chest wall is not a hole of the air mask, so neither the hole
+/// filling nor the 40 mm closing (a patch broader than 80 mm) brings it in.
+fn grow_into_ground_glass(
+    region: &mut Array3<u8>,
+    hu: &Array3<i16>,
+    px_mm: f64,
+    opts: &LungOptions,
+) {
+    let steps = (opts.ground_glass_grow_mm / px_mm).round() as usize;
+    if steps == 0 || region.dim() != hu.dim() {
+        return;
+    }
+    let (nz, ny, nx) = region.dim();
+    let band = |v: i16| (-750..-300).contains(&v);
+    let mut grown: Vec<(usize, usize, usize)> = Vec::new();
+    // Start from the lung voxels with a band voxel outside the region beside them.
+    let open_beside = |k: usize, j: usize, i: usize| {
+        let free = |k: usize, j: usize, i: usize| region[[k, j, i]] == 0 && band(hu[[k, j, i]]);
+        (k > 0 && free(k - 1, j, i))
+            || (k + 1 < nz && free(k + 1, j, i))
+            || (j > 0 && free(k, j - 1, i))
+            || (j + 1 < ny && free(k, j + 1, i))
+            || (i > 0 && free(k, j, i - 1))
+            || (i + 1 < nx && free(k, j, i + 1))
+    };
+    let mut frontier: Vec<(usize, usize, usize)> = (0..nz)
+        .into_par_iter()
+        .flat_map_iter(|k| {
+            let mut v = Vec::new();
+            for j in 0..ny {
+                for i in 0..nx {
+                    let l = region[[k, j, i]];
+                    if (l == RIGHT || l == LEFT) && open_beside(k, j, i) {
+                        v.push((k, j, i));
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    // Labels of grown voxels live in `region` with the high bit set until kept.
+    const GROWN: u8 = 0x80;
+    for _ in 0..steps {
+        let mut next = Vec::new();
+        for &(k, j, i) in &frontier {
+            let l = region[[k, j, i]] & !GROWN;
+            let mut try_at = |k: usize, j: usize, i: usize| {
+                if region[[k, j, i]] == 0 && band(hu[[k, j, i]]) {
+                    region[[k, j, i]] = l | GROWN;
+                    next.push((k, j, i));
+                }
+            };
+            if k > 0 {
+                try_at(k - 1, j, i);
+            }
+            if k + 1 < nz {
+                try_at(k + 1, j, i);
+            }
+            if j > 0 {
+                try_at(k, j - 1, i);
+            }
+            if j + 1 < ny {
+                try_at(k, j + 1, i);
+            }
+            if i > 0 {
+                try_at(k, j, i - 1);
+            }
+            if i + 1 < nx {
+                try_at(k, j, i + 1);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        grown.extend_from_slice(&next);
+        frontier = next;
+    }
+    if grown.is_empty() {
+        return;
+    }
+    // Thickness test on the bounding box of what was grown.
+    let (mut lo, mut hi) = ([usize::MAX; 3], [0usize; 3]);
+    for &(k, j, i) in &grown {
+        for (a, v) in [k, j, i].into_iter().enumerate() {
+            lo[a] = lo[a].min(v);
+            hi[a] = hi[a].max(v);
+        }
+    }
+    let pad = 2;
+    let lo = lo.map(|v| v.saturating_sub(pad));
+    let hi = [
+        (hi[0] + pad).min(nz - 1),
+        (hi[1] + pad).min(ny - 1),
+        (hi[2] + pad).min(nx - 1),
+    ];
+    let sub = Array3::from_shape_fn(
+        (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1),
+        |(k, j, i)| region[[lo[0] + k, lo[1] + j, lo[2] + i]] & GROWN != 0,
+    );
+    let thick = crate::imgproc::open3(&sub, (opts.ground_glass_min_radius_mm / px_mm) as f32);
+    for &(k, j, i) in &grown {
+        let l = region[[k, j, i]];
+        region[[k, j, i]] = if thick[[k - lo[0], j - lo[1], i - lo[2]]] {
+            l & !GROWN
+        } else {
+            0
+        };
     }
 }
 
