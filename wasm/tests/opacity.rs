@@ -76,8 +76,10 @@ fn out_of_range_slices_are_invalid_arguments() {
 
 #[test]
 fn no_opacity_stage_is_an_empty_overlay() {
-    let r = AnalysisResult::new(dicom_fixture::analysis());
-    assert!(r.analysis().opacity_map.is_none());
+    let mut a = dicom_fixture::analysis();
+    a.opacity_map = None;
+    a.opacity_key_image = None;
+    let r = AnalysisResult::new(a);
     assert!(r.opacity_slices().is_empty());
     assert_eq!(r.opacity_slice(0).unwrap(), None);
     assert_eq!(r.opacity_voxels(0).unwrap(), [0, 0]);

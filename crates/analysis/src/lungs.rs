@@ -622,7 +622,7 @@ fn add_pleural_lesions(
 /// Step 4c on the full grid: grow each lung into the ground-glass band next to
 /// it (−750 to −300 HU, 6-connected, up to `ground_glass_grow_mm`), then keep
 /// only the part of what was grown that holds a ball of
-/// `ground_glass_min_radius_mm` (module docs). A dense peripheral patch
+/// `ground_glass_min_radius_mm` on a 2× coarser grid (module docs). A dense peripheral patch
 /// against the chest wall is not a hole of the air mask, so neither the hole
 /// filling nor the 40 mm closing (a patch broader than 80 mm) brings it in.
 fn grow_into_ground_glass(
@@ -703,7 +703,10 @@ fn grow_into_ground_glass(
     if grown.is_empty() {
         return;
     }
-    // Thickness test on the bounding box of what was grown.
+    // Thickness test on the bounding box of what was grown, on a 2× coarser
+    // grid (a cell is grown when at least half of its 2×2×2 voxels are): the
+    // partial-volume rim, one or two voxels thick, mostly vanishes already in
+    // the pooling, and the opening costs an eighth.
     let (mut lo, mut hi) = ([usize::MAX; 3], [0usize; 3]);
     for &(k, j, i) in &grown {
         for (a, v) in [k, j, i].into_iter().enumerate() {
@@ -711,25 +714,55 @@ fn grow_into_ground_glass(
             hi[a] = hi[a].max(v);
         }
     }
-    let pad = 2;
-    let lo = lo.map(|v| v.saturating_sub(pad));
-    let hi = [
-        (hi[0] + pad).min(nz - 1),
-        (hi[1] + pad).min(ny - 1),
-        (hi[2] + pad).min(nx - 1),
-    ];
-    let sub = Array3::from_shape_fn(
-        (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1),
-        |(k, j, i)| region[[lo[0] + k, lo[1] + j, lo[2] + i]] & GROWN != 0,
+    let cdim = (
+        (hi[0] - lo[0]) / 2 + 1,
+        (hi[1] - lo[1]) / 2 + 1,
+        (hi[2] - lo[2]) / 2 + 1,
     );
-    let thick = crate::imgproc::open3(&sub, (opts.ground_glass_min_radius_mm / px_mm) as f32);
+    let mut count = Array3::<u8>::zeros(cdim);
+    for &(k, j, i) in &grown {
+        count[[(k - lo[0]) / 2, (j - lo[1]) / 2, (i - lo[2]) / 2]] += 1;
+    }
+    // Open only the box of the thick-enough cells, padded by the radius so the
+    // opening sees outside it as not grown; none (a normal lung: only the rim
+    // grew) drops everything.
+    let (mut clo, mut chi) = ([usize::MAX; 3], [0usize; 3]);
+    for ((k, j, i), &n) in count.indexed_iter() {
+        if n >= 4 {
+            for (a, v) in [k, j, i].into_iter().enumerate() {
+                clo[a] = clo[a].min(v);
+                chi[a] = chi[a].max(v);
+            }
+        }
+    }
+    let r = (opts.ground_glass_min_radius_mm / (2.0 * px_mm)) as f32;
+    let thick = (clo[0] != usize::MAX).then(|| {
+        let pad = r.ceil() as usize + 1;
+        let sub = Array3::from_shape_fn(
+            (
+                chi[0] - clo[0] + 1 + 2 * pad,
+                chi[1] - clo[1] + 1 + 2 * pad,
+                chi[2] - clo[2] + 1 + 2 * pad,
+            ),
+            |(k, j, i)| {
+                let at = |v: usize, a: usize| (v + clo[a]).checked_sub(pad).filter(|&x| x <= chi[a]);
+                matches!((at(k, 0), at(j, 1), at(i, 2)), (Some(k), Some(j), Some(i)) if count[[k, j, i]] >= 4)
+            },
+        );
+        (crate::imgproc::open3(&sub, r), pad)
+    });
     for &(k, j, i) in &grown {
         let l = region[[k, j, i]];
-        region[[k, j, i]] = if thick[[k - lo[0], j - lo[1], i - lo[2]]] {
-            l & !GROWN
-        } else {
-            0
-        };
+        let c = [(k - lo[0]) / 2, (j - lo[1]) / 2, (i - lo[2]) / 2];
+        let keep = thick.as_ref().is_some_and(|(t, pad)| {
+            (0..3).all(|a| c[a] >= clo[a] && c[a] <= chi[a])
+                && t[[
+                    c[0] - clo[0] + pad,
+                    c[1] - clo[1] + pad,
+                    c[2] - clo[2] + pad,
+                ]]
+        });
+        region[[k, j, i]] = if keep { l & !GROWN } else { 0 };
     }
 }
 
