@@ -956,13 +956,16 @@ mod tests {
                     ]
                 })
                 .collect();
+            // Slice 0 and 2: the blobs; slice 1: full, or scattered pixels.
             let m = Array3::from_shape_fn((nz, ny, nx), |(k, j, i)| {
-                k != 1
-                    || case % 3 != 0 // some slices full, some by blobs
-                    && blobs.iter().any(|b| {
-                        (i as f64 - b[0]).powi(2) + (j as f64 - b[1]).powi(2) <= b[2] * b[2]
-                    })
-                    || k == 1 && case % 3 == 0 && rnd() % 3 == 0
+                let in_blob = blobs
+                    .iter()
+                    .any(|b| (i as f64 - b[0]).powi(2) + (j as f64 - b[1]).powi(2) <= b[2] * b[2]);
+                match k {
+                    1 if case % 3 == 0 => rnd().is_multiple_of(3),
+                    1 => true,
+                    _ => in_blob,
+                }
             });
             let m = if case % 5 == 0 {
                 Array3::from_shape_fn(m.dim(), |(k, j, i)| k == 2 && m[[k, j, i]])
