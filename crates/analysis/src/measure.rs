@@ -16,7 +16,9 @@
 //! mean diameter = their mean, rounded to 0.1 mm as Lung-RADS does; volume =
 //! voxel count × voxel volume.
 
-use ndarray::Array3;
+use std::ops::Range;
+
+use ndarray::{Array3, ArrayView2, s};
 use serde::{Deserialize, Serialize};
 
 use crate::lungs::{LEFT, LungMasks, RIGHT};
@@ -210,9 +212,10 @@ fn measure_at(
         (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
     };
     // Lung region lookup through patient space.
+    let to_iso = iso.geometry.to_voxel();
     let region_at = |i: usize, j: usize, k: usize| -> u8 {
         let p = g.voxel_to_patient([i as f64, j as f64, k as f64]);
-        let v = iso.geometry.patient_to_voxel(p);
+        let v = to_iso.apply(p);
         let (di, dj, dk) = (v[0].round(), v[1].round(), v[2].round());
         let (iz, iy, ix) = lungs.region.dim();
         if di < 0.0
@@ -562,13 +565,35 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Percentile (0–1) of a sample, `None` when empty.
+/// Percentile (0–1) of a sample, `None` when empty: the element at rank
+/// `round((n − 1) q)` in ascending order (the sample is reordered).
 fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f64::total_cmp);
-    Some(v[((v.len() - 1) as f64 * q).round() as usize])
+    let rank = ((v.len() - 1) as f64 * q).round() as usize;
+    Some(*v.select_nth_unstable_by(rank, f64::total_cmp).1)
+}
+
+/// The rows and columns of a plane's `true` pixels, each range widened by
+/// `margin` pixels within the plane; `None` without any.
+fn bounds2(plane: ArrayView2<bool>, margin: usize) -> Option<(Range<usize>, Range<usize>)> {
+    let (ny, nx) = plane.dim();
+    let (mut j0, mut j1, mut i0, mut i1) = (usize::MAX, 0, usize::MAX, 0);
+    for ((j, i), &v) in plane.indexed_iter() {
+        if v {
+            j0 = j0.min(j);
+            j1 = j1.max(j);
+            i0 = i0.min(i);
+            i1 = i1.max(i);
+        }
+    }
+    (j0 <= j1).then(|| {
+        (
+            j0.saturating_sub(margin)..(j1 + margin + 1).min(ny),
+            i0.saturating_sub(margin)..(i1 + margin + 1).min(nx),
+        )
+    })
 }
 
 /// Long and short axis (mm, edge to edge) of a 2-D mask and their endpoints in
@@ -720,8 +745,15 @@ fn ring_level(
         if areas[k] == 0 || (central && 2 * areas[k] < max_area) {
             continue;
         }
-        let d = crate::imgproc::edt2_sq(plane);
+        // The ring lies within r3 of the slice's bounding box: the distances
+        // there are those of the whole slice (the nearest mask pixel is in the box).
+        let Some((rows, cols)) = bounds2(plane, r3.ceil() as usize + 1) else {
+            continue;
+        };
+        let (j0, i0) = (rows.start, cols.start);
+        let d = crate::imgproc::edt2_sq(plane.slice(s![rows, cols]));
         for ((j, i), &dd) in d.indexed_iter() {
+            let (j, i) = (j0 + j, i0 + i);
             if dd > r1 * r1 && dd <= r3 * r3 && inside[[k, j, i]] != 0 {
                 vals.push(hu[[k, j, i]]);
             }
@@ -735,18 +767,27 @@ fn ring_level(
 }
 
 /// Per-slice opening with a disk of radius `r` pixels.
+///
+/// Computed on each slice's bounding box of the mask widened by one pixel: the
+/// opening lies inside the mask, a mask pixel's nearest pixel outside the mask
+/// is in that window (or there is none in the slice either), and so is the
+/// nearest pixel of the erosion — the result is that of the whole slice.
 fn open_inplane(m: &Array3<bool>, r: f32) -> Array3<bool> {
     if r < 0.5 {
         return m.clone();
     }
-    let mut out = m.clone();
+    let mut out = Array3::from_elem(m.dim(), false);
     for (k, mut plane) in out.outer_iter_mut().enumerate() {
-        let src = m.index_axis(ndarray::Axis(0), k);
+        let full = m.index_axis(ndarray::Axis(0), k);
+        let Some((rows, cols)) = bounds2(full, 1) else {
+            continue;
+        };
+        let src = full.slice(s![rows.clone(), cols.clone()]);
         let inv = src.mapv(|v| !v);
         let d_in = crate::imgproc::edt2_sq(inv.view());
         let eroded = d_in.mapv(|d| d > r * r);
         let d_er = crate::imgproc::edt2_sq(eroded.view());
-        plane.assign(
+        plane.slice_mut(s![rows, cols]).assign(
             &ndarray::Zip::from(&d_er)
                 .and(&src)
                 .map_collect(|&d, &s| s && d <= r * r),
@@ -789,7 +830,8 @@ fn locate(
     origin: [usize; 3],
     src: &Volume,
 ) -> Location {
-    let v = iso.geometry.patient_to_voxel(center_lps);
+    let to_iso = iso.geometry.to_voxel();
+    let v = to_iso.apply(center_lps);
     let (iz, iy, ix) = lungs.region.dim();
     let at = |x: f64, y: f64, z: f64| -> u8 {
         let (i, j, k) = (x.round(), y.round(), z.round());
@@ -849,7 +891,7 @@ fn locate(
                 (origin[1] + j) as f64 + dy / g.spacing[1],
                 (origin[2] + k) as f64,
             ]);
-            let q = iso.geometry.patient_to_voxel(p);
+            let q = to_iso.apply(p);
             if at(q[0], q[1], q[2]) == 0 {
                 juxtapleural = true;
                 break 'outer;
@@ -869,7 +911,87 @@ fn locate(
 
 #[cfg(test)]
 mod tests {
-    use super::axes;
+    use super::{axes, open_inplane, percentile};
+    use ndarray::Array3;
+
+    /// A small deterministic pseudo-random sequence (xorshift).
+    fn noise(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed.max(1);
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn the_opening_on_the_mask_bounds_is_that_of_the_whole_slice() {
+        // The opening of before: both distance transforms on the whole slice.
+        let whole = |m: &Array3<bool>, r: f32| {
+            let mut out = m.clone();
+            for (k, mut plane) in out.outer_iter_mut().enumerate() {
+                let src = m.index_axis(ndarray::Axis(0), k);
+                let inv = src.mapv(|v| !v);
+                let eroded = crate::imgproc::edt2_sq(inv.view()).mapv(|d| d > r * r);
+                let d_er = crate::imgproc::edt2_sq(eroded.view());
+                plane.assign(
+                    &ndarray::Zip::from(&d_er)
+                        .and(&src)
+                        .map_collect(|&d, &s| s && d <= r * r),
+                );
+            }
+            out
+        };
+        let mut rnd = noise(7);
+        for case in 0..40 {
+            let (nz, ny, nx) = (3, 20 + case % 7, 24 + case % 5);
+            // Blobs of random centre and radius, some touching or filling the box.
+            let blobs: Vec<[f64; 3]> = (0..1 + case % 4)
+                .map(|_| {
+                    [
+                        (rnd() % nx as u64) as f64,
+                        (rnd() % ny as u64) as f64,
+                        1.0 + (rnd() % 14) as f64,
+                    ]
+                })
+                .collect();
+            // Slice 0 and 2: the blobs; slice 1: full, or scattered pixels.
+            let m = Array3::from_shape_fn((nz, ny, nx), |(k, j, i)| {
+                let in_blob = blobs
+                    .iter()
+                    .any(|b| (i as f64 - b[0]).powi(2) + (j as f64 - b[1]).powi(2) <= b[2] * b[2]);
+                match k {
+                    1 if case % 3 == 0 => rnd().is_multiple_of(3),
+                    1 => true,
+                    _ => in_blob,
+                }
+            });
+            let m = if case % 5 == 0 {
+                Array3::from_shape_fn(m.dim(), |(k, j, i)| k == 2 && m[[k, j, i]])
+            } else {
+                m
+            };
+            for r in [0.7f32, 2.7, 4.7] {
+                assert_eq!(open_inplane(&m, r), whole(&m, r), "case {case} r {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_percentile_is_the_element_at_its_rank_in_sorted_order() {
+        let mut rnd = noise(11);
+        for n in [1usize, 2, 3, 10, 101, 1000] {
+            let v: Vec<f64> = (0..n).map(|_| (rnd() % 200) as f64 - 100.5).collect();
+            for q in [0.0, 0.25, 0.5, 0.9, 1.0] {
+                let mut sorted = v.clone();
+                sorted.sort_by(f64::total_cmp);
+                let want = sorted[((n - 1) as f64 * q).round() as usize];
+                assert_eq!(percentile(&mut v.clone(), q), Some(want), "n {n} q {q}");
+            }
+        }
+        assert_eq!(percentile(&mut [], 0.5), None);
+    }
 
     /// Distance (mm) between two box pixel positions.
     fn mm(a: [f64; 2], b: [f64; 2], sx: f64, sy: f64) -> f64 {

@@ -71,14 +71,16 @@ impl Geometry {
     ///
     /// Works for sheared (tilted) grids too: it inverts the full 3×3 matrix.
     pub fn patient_to_voxel(&self, p: Vec3) -> Vec3 {
-        let m = self.matrix();
-        let inv = invert3(m).unwrap_or([[0.0; 3]; 3]);
-        let d = [
-            p[0] - self.origin[0],
-            p[1] - self.origin[1],
-            p[2] - self.origin[2],
-        ];
-        [dot(inv[0], d), dot(inv[1], d), dot(inv[2], d)]
+        self.to_voxel().apply(p)
+    }
+
+    /// [`patient_to_voxel`](Self::patient_to_voxel) with the matrix inverted
+    /// once, for mapping many positions (the same arithmetic, the same results).
+    pub fn to_voxel(&self) -> ToVoxel {
+        ToVoxel {
+            inv: invert3(self.matrix()).unwrap_or([[0.0; 3]; 3]),
+            origin: self.origin,
+        }
     }
 
     /// The voxel→patient matrix (columns are the scaled axis vectors), as rows.
@@ -156,6 +158,30 @@ impl Volume {
             max,
             mean: sum as f64 / n,
         }
+    }
+}
+
+/// The patient (LPS mm) → continuous voxel index map of a [`Geometry`]
+/// ([`Geometry::to_voxel`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToVoxel {
+    inv: [Vec3; 3],
+    origin: Vec3,
+}
+
+impl ToVoxel {
+    /// Continuous voxel index `[i, j, k]` of patient position `p`.
+    pub fn apply(&self, p: Vec3) -> Vec3 {
+        let d = [
+            p[0] - self.origin[0],
+            p[1] - self.origin[1],
+            p[2] - self.origin[2],
+        ];
+        [
+            dot(self.inv[0], d),
+            dot(self.inv[1], d),
+            dot(self.inv[2], d),
+        ]
     }
 }
 
