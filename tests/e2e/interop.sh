@@ -73,7 +73,16 @@ out = sys.argv[1]
 rep = json.load(open(os.path.join(out, 'report.json')))
 sr = hd.sr.srread(os.path.join(out, 'report.sr.dcm'))
 groups = sr.content.get_volumetric_roi_measurement_groups()
+# Issue 16: the opacity types' TID 1411 groups follow the findings' (tracked for OHIF).
+ogroups = [g for g in groups if not g.tracking_identifier.startswith('Cornerstone3DTools')]
+groups = [g for g in groups if g.tracking_identifier.startswith('Cornerstone3DTools')]
 assert len(groups) == len(rep['findings']), (len(groups), len(rep['findings']))
+op = rep.get('opacities')
+KEY = {'Ground glass opacity': 'ground_glass', 'Consolidation': 'consolidation'}
+for g in ogroups:
+    k = KEY[g.tracking_identifier]
+    vols = [m.value for m in g.get_measurements() if m.name.value == '118565006']
+    assert vols == [round(op['right'][k + '_ml'] + op['left'][k + '_ml'], 3), op['right'][k + '_ml'], op['left'][k + '_ml']], (k, vols)
 for g, f in zip(groups, rep['findings']):
     assert g.tracking_uid == f['tracking_uid']
     ms = g.get_measurements()
@@ -87,20 +96,30 @@ for g, f in zip(groups, rep['findings']):
     assert [m.method.value for m in ms if m.name.value == '111047'] == ['BROCK']
     assert isinstance(f['image_number'], int), f['image_number']
 seg_path = os.path.join(out, 'findings.seg.dcm')
-if rep['findings']:
+ms = (op or {}).get('most_affected_slice')
+if rep['findings'] or ms:
     seg = hd.seg.segread(seg_path)
-    assert list(seg.segment_numbers) == list(range(1, len(rep['findings']) + 1))
+    n = len(rep['findings'])
+    assert list(seg.segment_numbers) == list(range(1, n + len(ogroups) + 1)), (list(seg.segment_numbers), n, len(ogroups))
     for i, f in enumerate(rep['findings']):
         assert seg.get_segment_description(i + 1).tracking_uid == f['tracking_uid']
+    for i, g in enumerate(ogroups):
+        assert seg.get_segment_description(n + i + 1).segment_label == g.tracking_identifier
     key = [k for k in glob.glob(os.path.join(out, 'key-images', '*.sc.dcm'))]
-    assert len(key) == 2 * len(rep['findings']), key
+    with_opacity = 1 if ms and ms.get('key_image') else 0
+    assert len(key) == 2 * n + with_opacity, key
     import pydicom
     ko = hd.ko.KeyObjectSelectionDocument.from_dataset(pydicom.dcmread(os.path.join(out, 'key-objects.kos.dcm')))
     refs = {r.referenced_sop_instance_uid for r in ko.content.get_references()}
     sc = {pydicom.dcmread(k, stop_before_pixels=True).SOPInstanceUID for k in key}
-    assert refs == sc | {k['sop_instance_uid'] for k in rep['key_images']}, refs
-print('SR: %d groups equal report.json, one concept name per measurement; SEG, %d key images and the KOS present'
-      % (len(groups), 2 * len(rep['findings'])))
+    want = sc | {k['sop_instance_uid'] for k in rep['key_images']}
+    if with_opacity:
+        # The opacity key image's source slice: the most affected slice.
+        o = pydicom.dcmread(os.path.join(out, 'key-images', 'opacities.sc.dcm'), stop_before_pixels=True)
+        want.add(o.SourceImageSequence[0].ReferencedSOPInstanceUID)
+    assert refs == want, sorted(refs ^ want)
+print('SR: %d finding groups and %d opacity groups equal report.json, one concept name per finding measurement; SEG, key images and the KOS present'
+      % (len(groups), len(ogroups)))
 PY
 
 echo "-- dciodvfy (dicom3tools): no Error in any object"
