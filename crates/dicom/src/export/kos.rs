@@ -122,19 +122,7 @@ pub fn key_object_selection(
             f.lung_rads.as_str(),
             image_caption(f)
         ));
-        if let Some(s) = a.series.slices.get(f.slice_index) {
-            images.push(image(
-                CONTAINS,
-                None,
-                &s.sop_class_uid,
-                &s.sop_instance_uid,
-                s.frame_number,
-                None,
-            ));
-            if !ct_refs.iter().any(|(_, i)| i == &s.sop_instance_uid) {
-                ct_refs.push((s.sop_class_uid.clone(), s.sop_instance_uid.clone()));
-            }
-        }
+        source_slice(a, f.slice_index, &mut images, &mut ct_refs);
         if key_images && a.key_images.iter().any(|k| k.finding_id == f.id) {
             for panel in Panel::ALL {
                 let (series, inst) = sc::uids(a, sc_opts, &sc_when, f.id, panel);
@@ -153,19 +141,7 @@ pub fn key_object_selection(
             o.ct_severity_score,
             m.image_number.map_or("?".to_string(), |n| n.to_string())
         ));
-        if let Some(s) = a.series.slices.get(m.slice_index) {
-            images.push(image(
-                CONTAINS,
-                None,
-                &s.sop_class_uid,
-                &s.sop_instance_uid,
-                s.frame_number,
-                None,
-            ));
-            if !ct_refs.iter().any(|(_, i)| i == &s.sop_instance_uid) {
-                ct_refs.push((s.sop_class_uid.clone(), s.sop_instance_uid.clone()));
-            }
-        }
+        source_slice(a, m.slice_index, &mut images, &mut ct_refs);
         if key_images && a.opacity_key_image.is_some() {
             let (series, inst) = sc::opacity_uids(a, sc_opts, &sc_when);
             images.push(image(CONTAINS, None, sc::SOP_CLASS_UID, &inst, None, None));
@@ -219,4 +195,27 @@ pub fn key_object_selection(
     put_template(&mut ds, "2010");
     put_seq(&mut ds, tags::CONTENT_SEQUENCE, content);
     build::to_file(ds, what).map(Some)
+}
+
+/// Reference source slice `z` from the KOS content (once per image item) and
+/// list its instance once in the evidence.
+fn source_slice(
+    a: &Analysis,
+    z: usize,
+    images: &mut Vec<Obj>,
+    ct_refs: &mut Vec<(String, String)>,
+) {
+    if let Some(s) = a.series.slices.get(z) {
+        images.push(image(
+            CONTAINS,
+            None,
+            &s.sop_class_uid,
+            &s.sop_instance_uid,
+            s.frame_number,
+            None,
+        ));
+        if !ct_refs.iter().any(|(_, i)| i == &s.sop_instance_uid) {
+            ct_refs.push((s.sop_class_uid.clone(), s.sop_instance_uid.clone()));
+        }
+    }
 }
