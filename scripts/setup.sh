@@ -65,7 +65,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! "$VENV/bin/python" -c "import pydicom, highdicom, onnxruntime, SimpleITK, scipy" 2>/dev/null; then
     say "pip install -r tests/requirements.txt"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+    NOCACHE=(); [ -n "${CI:-}" ] && NOCACHE=(--no-cache-dir)   # no second copy of the wheels on CI
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${NOCACHE[@]}" -r tests/requirements.txt
 fi
 
 # 4. Node packages for the browser tests and wasm-opt (npm binaryen, not Debian's).
