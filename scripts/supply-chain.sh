@@ -22,6 +22,11 @@ say() { printf '\033[1;34m[supply-chain]\033[0m %s\n' "$*" >&2; }
 clean() { find "$ROOT" -name sbom.json -not -path "$ROOT/target/*" -not -path "*/node_modules/*" -delete; }
 trap clean EXIT
 
+# cargo deny reads `cargo metadata` for every platform: fetch what Cargo.lock
+# names first, the Windows and Android crates too, which no Linux build
+# downloads (on a fresh machine --offline found windows-sys missing).
+say "cargo fetch --locked (every platform's crates, for cargo deny --offline)"
+cargo fetch --locked --quiet
 say "cargo deny --offline check licenses bans sources"
 cargo deny --offline check licenses bans sources
 if [ -n "${ADVISORY_DB:-}" ]; then
