@@ -126,90 +126,52 @@ fn encode(obj: InMemDicomObject) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A US command element.
+fn us(tag: dicom_core::Tag, v: u16) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::US, dicom_value!(U16, [v]))
+}
+
+/// A UI command element.
+fn ui(tag: dicom_core::Tag, v: &str) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::UI, PrimitiveValue::from(v))
+}
+
+/// Command Data Set Type: a data set follows / none follows (PS3.7 E.1).
+const DATA_SET: u16 = 0x0000;
+const NO_DATA_SET: u16 = 0x0101;
+
 /// C-STORE-RQ for one instance (a data set follows).
 pub fn store_rq(message_id: u16, sop_class: &str, sop_instance: &str) -> Result<Vec<u8>> {
     encode(InMemDicomObject::command_from_element_iter([
-        DataElement::new(
-            tags::AFFECTED_SOP_CLASS_UID,
-            VR::UI,
-            PrimitiveValue::from(sop_class),
-        ),
-        DataElement::new(
-            tags::COMMAND_FIELD,
-            VR::US,
-            dicom_value!(U16, [command::C_STORE_RQ]),
-        ),
-        DataElement::new(tags::MESSAGE_ID, VR::US, dicom_value!(U16, [message_id])),
-        DataElement::new(tags::PRIORITY, VR::US, dicom_value!(U16, [0x0000])),
-        DataElement::new(
-            tags::COMMAND_DATA_SET_TYPE,
-            VR::US,
-            dicom_value!(U16, [0x0000]),
-        ),
-        DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(sop_instance),
-        ),
+        ui(tags::AFFECTED_SOP_CLASS_UID, sop_class),
+        us(tags::COMMAND_FIELD, command::C_STORE_RQ),
+        us(tags::MESSAGE_ID, message_id),
+        us(tags::PRIORITY, 0x0000),
+        us(tags::COMMAND_DATA_SET_TYPE, DATA_SET),
+        ui(tags::AFFECTED_SOP_INSTANCE_UID, sop_instance),
     ]))
 }
 
 /// C-STORE-RSP.
 pub fn store_rsp(message_id: u16, sop_class: &str, sop_instance: &str, st: u16) -> Result<Vec<u8>> {
     encode(InMemDicomObject::command_from_element_iter([
-        DataElement::new(
-            tags::AFFECTED_SOP_CLASS_UID,
-            VR::UI,
-            PrimitiveValue::from(sop_class),
-        ),
-        DataElement::new(
-            tags::COMMAND_FIELD,
-            VR::US,
-            dicom_value!(U16, [command::C_STORE_RSP]),
-        ),
-        DataElement::new(
-            tags::MESSAGE_ID_BEING_RESPONDED_TO,
-            VR::US,
-            dicom_value!(U16, [message_id]),
-        ),
-        DataElement::new(
-            tags::COMMAND_DATA_SET_TYPE,
-            VR::US,
-            dicom_value!(U16, [0x0101]),
-        ),
-        DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [st])),
-        DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(sop_instance),
-        ),
+        ui(tags::AFFECTED_SOP_CLASS_UID, sop_class),
+        us(tags::COMMAND_FIELD, command::C_STORE_RSP),
+        us(tags::MESSAGE_ID_BEING_RESPONDED_TO, message_id),
+        us(tags::COMMAND_DATA_SET_TYPE, NO_DATA_SET),
+        us(tags::STATUS, st),
+        ui(tags::AFFECTED_SOP_INSTANCE_UID, sop_instance),
     ]))
 }
 
 /// C-ECHO-RSP (success).
 pub fn echo_rsp(message_id: u16) -> Result<Vec<u8>> {
     encode(InMemDicomObject::command_from_element_iter([
-        DataElement::new(
-            tags::AFFECTED_SOP_CLASS_UID,
-            VR::UI,
-            PrimitiveValue::from(VERIFICATION),
-        ),
-        DataElement::new(
-            tags::COMMAND_FIELD,
-            VR::US,
-            dicom_value!(U16, [command::C_ECHO_RSP]),
-        ),
-        DataElement::new(
-            tags::MESSAGE_ID_BEING_RESPONDED_TO,
-            VR::US,
-            dicom_value!(U16, [message_id]),
-        ),
-        DataElement::new(
-            tags::COMMAND_DATA_SET_TYPE,
-            VR::US,
-            dicom_value!(U16, [0x0101]),
-        ),
-        DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [status::SUCCESS])),
+        ui(tags::AFFECTED_SOP_CLASS_UID, VERIFICATION),
+        us(tags::COMMAND_FIELD, command::C_ECHO_RSP),
+        us(tags::MESSAGE_ID_BEING_RESPONDED_TO, message_id),
+        us(tags::COMMAND_DATA_SET_TYPE, NO_DATA_SET),
+        us(tags::STATUS, status::SUCCESS),
     ]))
 }
 

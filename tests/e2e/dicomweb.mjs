@@ -15,13 +15,11 @@
 //   node tests/e2e/dicomweb.mjs [--dist wasm/dist]
 import fs from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
-import net from 'node:net';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import * as dicomweb from '../../wasm/js/dicomweb.js';
+import { NGINX, ORTHANC, PLUGIN, Peers, freePort, requireFiles } from './peers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -31,10 +29,6 @@ const DIST = path.resolve(opt('--dist', path.join(ROOT, 'wasm/dist')));
 const SERIES = path.join(ROOT, 'sample-dicom/lung1');
 const OUT = path.join(HERE, 'out');
 fs.mkdirSync(OUT, { recursive: true });
-const ORTHANC = '/usr/sbin/Orthanc';
-const PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
-const NGINX = '/usr/sbin/nginx';
-
 let failures = 0;
 function check(ok, what) {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
@@ -45,62 +39,22 @@ async function codeOf(p) {
   try { await p; return 'resolved'; } catch (e) { return e.code || String(e); }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-for (const f of [ORTHANC, PLUGIN, NGINX]) {
-  if (!fs.existsSync(f)) { console.log(`FAIL ${f} is not installed (Debian orthanc, orthanc-dicomweb, nginx-light)`); process.exit(1); }
-}
+requireFiles([ORTHANC, PLUGIN, NGINX], 'Debian orthanc, orthanc-dicomweb, nginx-light');
 
 // ------------------------------------------------------------ Orthanc
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ctt-dicomweb-'));
-const [httpPort, dicomPort] = [await freePort(), await freePort()];
-fs.writeFileSync(path.join(work, 'orthanc.json'), JSON.stringify({
-  Name: 'ctt-dicomweb-test',
-  StorageDirectory: path.join(work, 'db'),
-  IndexDirectory: path.join(work, 'db'),
-  HttpPort: httpPort,
-  DicomPort: dicomPort,
-  RemoteAccessAllowed: false,
-  AuthenticationEnabled: false,
-  Plugins: [PLUGIN],
-  DicomWeb: { Enable: true, Root: '/dicom-web/' },
-}));
-const orthanc = spawn(ORTHANC, [path.join(work, 'orthanc.json')], { stdio: ['ignore', 'ignore', fs.openSync(path.join(work, 'orthanc.log'), 'w')] });
-const OH = `http://127.0.0.1:${httpPort}`;
+const peers = new Peers('ctt-dicomweb-');
 let server;
 let browser;
-let nginx;
 async function cleanup() {
   if (browser) await browser.close().catch(() => {});
-  if (nginx) {
-    nginx.kill();
-    await new Promise((r) => (nginx.exitCode !== null ? r() : nginx.once('exit', r)));
-  }
-  orthanc.kill();
-  await new Promise((r) => (orthanc.exitCode !== null ? r() : orthanc.once('exit', r)));
-  fs.rmSync(work, { recursive: true, force: true });
+  await peers.stop();
 }
 
 try {
-  for (let i = 0; ; i++) {
-    const up = await fetch(`${OH}/system`).then((r) => r.ok, () => false);
-    if (up) break;
-    if (i > 600) throw new Error('Orthanc did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const OH = await peers.orthanc('ctt-dicomweb-test');
   // lung1 into Orthanc over its REST API.
   const files = fs.readdirSync(SERIES).filter((f) => f.endsWith('.dcm')).sort();
-  for (const f of files) {
-    const r = await fetch(`${OH}/instances`, { method: 'POST', body: fs.readFileSync(path.join(SERIES, f)) });
-    if (!r.ok) throw new Error(`storing ${f} in Orthanc: HTTP ${r.status}`);
-  }
+  for (const f of files) await peers.post(OH, path.join(SERIES, f));
   const studies = await (await fetch(`${OH}/dicom-web/studies`, { headers: { Accept: 'application/dicom+json' } })).json();
   const study = studies[0]['0020000D'].Value[0];
   check(studies.length === 1 && files.length === 48, `Orthanc (DICOMweb) holds lung1: study ${study}, ${files.length} instances`);
@@ -151,30 +105,9 @@ try {
     .replace(/proxy_pass http:\/\/127\.0\.0\.1:8042\/dicom-web\/;/, `proxy_pass ${OH}/dicom-web/;`);
   const marked = site.split('\n').filter((l) => l.includes('←'));
   check(marked.length === 3 && marked.every((l) => !/8080|8042|\/srv\//.test(l)), 'the nginx recipe has its three marked values, all set');
-  fs.mkdirSync(path.join(work, 'nginx'), { recursive: true });
-  fs.writeFileSync(path.join(work, 'nginx/site.conf'), site);
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${work}/nginx/${t};`).join('\n  ');
-  fs.writeFileSync(path.join(work, 'nginx/nginx.conf'), `daemon off;
-worker_processes 1;
-pid ${work}/nginx/nginx.pid;
-error_log ${work}/nginx/error.log;
-events { worker_connections 64; }
-http {
-  include /etc/nginx/mime.types;
-  access_log ${work}/nginx/access.log;
-  ${temps}
-  include ${work}/nginx/site.conf;
-}
-`);
-  nginx = spawn(NGINX, ['-c', path.join(work, 'nginx/nginx.conf'), '-p', path.join(work, 'nginx')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let nginxErr = '';
-  nginx.stderr.on('data', (d) => { nginxErr += d; });
+  const nginx = peers.nginx(site, { workerConnections: 64 });
   const webUrl = `http://127.0.0.1:${webPort}/`;
-  for (let i = 0; ; i++) {
-    if (await fetch(webUrl).then((r) => r.ok, () => false)) break;
-    if (i > 300 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${nginxErr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await peers.waitUp(webUrl, nginx, 'nginx');
   server = { url: webUrl };
   const origin = new URL(server.url).origin;
   browser = await chromium.launch({

@@ -16,11 +16,10 @@
 //   node tests/e2e/ohif.mjs --ohif tests/e2e/.cache/ohif-3.13.2/dist   # CTT_BIN=… for the CLI
 import fs from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
-import net from 'node:net';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { NGINX, ORTHANC, PLUGIN, Peers, freePort, requireFiles, sleep } from './peers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -31,9 +30,6 @@ const CTT_BIN = process.env.CTT_BIN || path.join(ROOT, 'target/release/ct-triage
 const SERIES = path.join(ROOT, 'sample-dicom/lung1');
 const OUT = path.join(HERE, 'out');
 fs.mkdirSync(OUT, { recursive: true });
-const ORTHANC = '/usr/sbin/Orthanc';
-const PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
-const NGINX = '/usr/sbin/nginx';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // swiftshader on 2 cores renders slowly: generous waits, all on conditions.
 const LONG = 240000;
@@ -44,76 +40,25 @@ function check(ok, what) {
   if (!ok) failures++;
   return ok;
 }
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-for (const f of [ORTHANC, PLUGIN, NGINX, CHROMIUM, CTT_BIN, path.join(OHIF, 'index.html'), path.join(OHIF, 'app-config.js')]) {
-  if (!fs.existsSync(f)) {
-    console.log(`FAIL ${f} is missing (Debian orthanc, orthanc-dicomweb, nginx-light, chromium; the CLI: cargo build --release -p ct-triage; OHIF: tests/e2e/ohif.sh)`);
-    process.exit(1);
-  }
-}
+requireFiles([ORTHANC, PLUGIN, NGINX, CHROMIUM, CTT_BIN, path.join(OHIF, 'index.html'), path.join(OHIF, 'app-config.js')],
+  'Debian orthanc, orthanc-dicomweb, nginx-light, chromium; the CLI: cargo build --release -p ct-triage; OHIF: tests/e2e/ohif.sh');
 
 const t0 = Date.now();
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ctt-ohif-'));
-const children = [];
+const peers = new Peers('ctt-ohif-');
+const work = peers.work;
 let browser;
 let page;
 const consoleLines = [];
-/** Start a child whose stderr goes to a log in the work dir; stopped in cleanup(). */
-function start(cmd, argv, log) {
-  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', fs.openSync(path.join(work, log), 'w')] });
-  children.push(c);
-  return c;
-}
 async function cleanup() {
   if (browser) await browser.close().catch(() => {});
-  for (const c of children.reverse()) {
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill();
-      await new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r)));
-    }
-  }
-  fs.rmSync(work, { recursive: true, force: true });
+  await peers.stop();
 }
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup().finally(() => process.exit(130)); });
-async function waitUp(url, child, what) {
-  for (let i = 0; ; i++) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
-    if (i > 600) throw new Error(`${what} did not start (${url}: ${await fetch(url).then((r) => r.status, (e) => e.message)})`);
-    await sleep(100);
-  }
-}
 
 try {
   // ------------------------------------------------------------ 1. Orthanc + DICOMweb, lung1 and ct-triage's results
-  const [httpPort, dicomPort] = [await freePort(), await freePort()];
-  fs.writeFileSync(path.join(work, 'orthanc.json'), JSON.stringify({
-    Name: 'ctt-ohif-test',
-    StorageDirectory: path.join(work, 'db'),
-    IndexDirectory: path.join(work, 'db'),
-    HttpPort: httpPort,
-    DicomPort: dicomPort,
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
-    Plugins: [PLUGIN],
-    DicomWeb: { Enable: true, Root: '/dicom-web/' },
-  }));
-  const OH = `http://127.0.0.1:${httpPort}`;
-  const orthanc = start(ORTHANC, [path.join(work, 'orthanc.json')], 'orthanc.log');
-  await waitUp(`${OH}/system`, orthanc, 'Orthanc');
-  const post = async (file) => {
-    const r = await fetch(`${OH}/instances`, { method: 'POST', body: fs.readFileSync(file) });
-    if (!r.ok) throw new Error(`storing ${file} in Orthanc: HTTP ${r.status} ${await r.text()}`);
-  };
+  const OH = await peers.orthanc('ctt-ohif-test');
+  const post = (file) => peers.post(OH, file);
   const slices = fs.readdirSync(SERIES).filter((f) => f.endsWith('.dcm')).sort();
   for (const f of slices) await post(path.join(SERIES, f));
   check(slices.length === 48, `Orthanc holds lung1 (${slices.length} slices)`);
@@ -150,38 +95,24 @@ try {
     if (hits !== n) throw new Error(`app-config.js of this OHIF: ${re} matched ${hits} times, expected ${n}`);
     config = config.replace(re, to);
   }
-  fs.chmodSync(work, 0o755); // nginx's workers (nobody) read the config from here
+  fs.chmodSync(work, 0o755); // nginx's workers (nobody) read app-config.js from here
   fs.writeFileSync(path.join(work, 'app-config.js'), config, { mode: 0o644 });
   const webPort = await freePort();
-  fs.mkdirSync(path.join(work, 'nginx'));
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${work}/nginx/${t};`).join('\n  ');
-  fs.writeFileSync(path.join(work, 'nginx/nginx.conf'), `daemon off;
-worker_processes 1;
-pid ${work}/nginx/nginx.pid;
-error_log ${work}/nginx/error.log;
-events { worker_connections 256; }
-http {
-  include /etc/nginx/mime.types;
-  types { application/wasm wasm; }
-  access_log ${work}/nginx/access.log;
-  ${temps}
-  server {
-    listen 127.0.0.1:${webPort};
-    root ${OHIF};
-    location = /app-config.js { alias ${work}/app-config.js; add_header Cache-Control no-store; }
-    location / { try_files $uri /index.html; }
-    location /dicom-web/ {
-      proxy_pass ${OH}/dicom-web/;
-      proxy_http_version 1.1;
-      proxy_buffering off;
-      proxy_read_timeout 300s;
-    }
+  const nginx = peers.nginx(`server {
+  listen 127.0.0.1:${webPort};
+  root ${OHIF};
+  location = /app-config.js { alias ${work}/app-config.js; add_header Cache-Control no-store; }
+  location / { try_files $uri /index.html; }
+  location /dicom-web/ {
+    proxy_pass ${OH}/dicom-web/;
+    proxy_http_version 1.1;
+    proxy_buffering off;
+    proxy_read_timeout 300s;
   }
 }
-`);
-  const nginx = start(NGINX, ['-c', path.join(work, 'nginx/nginx.conf'), '-p', path.join(work, 'nginx')], 'nginx.stderr');
+`, { http: 'types { application/wasm wasm; }' });
   const origin = `http://127.0.0.1:${webPort}`;
-  await waitUp(`${origin}/app-config.js`, nginx, 'nginx');
+  await peers.waitUp(`${origin}/app-config.js`, nginx, 'nginx');
   const served = await (await fetch(`${origin}/app-config.js`)).text();
   const spa = await fetch(`${origin}/viewer?StudyInstanceUIDs=${study}`).then((r) => r.text());
   const qido = await fetch(`${origin}/dicom-web/studies/${study}/series`).then((r) => r.status);

@@ -209,7 +209,10 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=20261216)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--cases", default=None,
+                    help="comma-separated case numbers (e.g. 8,10) to run only those; the figures are then of that subset")
     args = ap.parse_args()
+    only = None if args.cases is None else {int(c) for c in args.cases.split(",")}
     t0 = time.time()
 
     series = {bg: Series(os.path.join(ROOT, p)) for bg, p in BACKGROUNDS.items()}
@@ -229,6 +232,8 @@ def main():
 
     rows = []
     for ci, (bg, items) in enumerate(PLAN):
+        if only is not None and ci not in only:
+            continue
         case = f"o{ci:02d}-{bg}"
         s, a = series[bg], anat[bg]
         rng = np.random.default_rng([args.seed, ci])

@@ -512,6 +512,27 @@ pub fn label2(mask: ArrayView2<bool>) -> (Array2<u32>, Vec<Component2>) {
     (labels, comps)
 }
 
+/// The 6-neighbours of voxel `(k, j, i)` that lie inside a `(z, y, x)` grid
+/// of `dim`, in the order −z, +z, −y, +y, −x, +x: the one neighbourhood of the
+/// flood fills, region growing and 6-dilations.
+#[inline]
+pub fn neighbours6(
+    dim: (usize, usize, usize),
+    (k, j, i): (usize, usize, usize),
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (nz, ny, nx) = dim;
+    [
+        (k.wrapping_sub(1), j, i),
+        (k + 1, j, i),
+        (k, j.wrapping_sub(1), i),
+        (k, j + 1, i),
+        (k, j, i.wrapping_sub(1)),
+        (k, j, i + 1),
+    ]
+    .into_iter()
+    .filter(move |&(a, b, c)| a < nz && b < ny && c < nx)
+}
+
 /// The 6-connected component reachable from `seed` (`(x, y, z)`) through
 /// voxels for which `inside(x, y, z)` holds, in a `(z, y, x)` grid of `dim`;
 /// the seed itself is always in it. A flood fill with an explicit stack (no
@@ -528,20 +549,12 @@ pub fn flood6(
         return out;
     }
     out[[sk, sj, si]] = true;
-    let mut stack = vec![seed];
-    while let Some((i, j, k)) = stack.pop() {
-        let nb = [
-            (i.wrapping_sub(1), j, k),
-            (i + 1, j, k),
-            (i, j.wrapping_sub(1), k),
-            (i, j + 1, k),
-            (i, j, k.wrapping_sub(1)),
-            (i, j, k + 1),
-        ];
-        for (a, b, c) in nb {
-            if a < nx && b < ny && c < nz && !out[[c, b, a]] && inside(a, b, c) {
+    let mut stack = vec![(sk, sj, si)];
+    while let Some(v) = stack.pop() {
+        for (c, b, a) in neighbours6(dim, v) {
+            if !out[[c, b, a]] && inside(a, b, c) {
                 out[[c, b, a]] = true;
-                stack.push((a, b, c));
+                stack.push((c, b, a));
             }
         }
     }

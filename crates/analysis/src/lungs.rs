@@ -42,7 +42,7 @@ use ndarray::{Array2, Array3, Axis, s};
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::imgproc::{close2, fill_holes2, label2};
+use crate::imgproc::{close2, fill_holes2, label2, neighbours6};
 use crate::progress::{Progress, Stage};
 use crate::report::LungSummary;
 use crate::volume::Volume;
@@ -639,15 +639,9 @@ fn grow_into_ground_glass(
     let band = |v: i16| (-750..-300).contains(&v);
     let mut grown: Vec<(usize, usize, usize)> = Vec::new();
     // Start from the lung voxels with a band voxel outside the region beside them.
-    let open_beside = |k: usize, j: usize, i: usize| {
-        let free = |k: usize, j: usize, i: usize| region[[k, j, i]] == 0 && band(hu[[k, j, i]]);
-        (k > 0 && free(k - 1, j, i))
-            || (k + 1 < nz && free(k + 1, j, i))
-            || (j > 0 && free(k, j - 1, i))
-            || (j + 1 < ny && free(k, j + 1, i))
-            || (i > 0 && free(k, j, i - 1))
-            || (i + 1 < nx && free(k, j, i + 1))
-    };
+    let dim = region.dim();
+    let free = |n: (usize, usize, usize)| region[n] == 0 && band(hu[n]);
+    let open_beside = |k: usize, j: usize, i: usize| neighbours6(dim, (k, j, i)).any(free);
     let mut frontier: Vec<(usize, usize, usize)> = (0..nz)
         .into_par_iter()
         .flat_map_iter(|k| {
@@ -669,29 +663,11 @@ fn grow_into_ground_glass(
         let mut next = Vec::new();
         for &(k, j, i) in &frontier {
             let l = region[[k, j, i]] & !GROWN;
-            let mut try_at = |k: usize, j: usize, i: usize| {
-                if region[[k, j, i]] == 0 && band(hu[[k, j, i]]) {
-                    region[[k, j, i]] = l | GROWN;
-                    next.push((k, j, i));
+            for n in neighbours6(dim, (k, j, i)) {
+                if region[n] == 0 && band(hu[n]) {
+                    region[n] = l | GROWN;
+                    next.push(n);
                 }
-            };
-            if k > 0 {
-                try_at(k - 1, j, i);
-            }
-            if k + 1 < nz {
-                try_at(k + 1, j, i);
-            }
-            if j > 0 {
-                try_at(k, j - 1, i);
-            }
-            if j + 1 < ny {
-                try_at(k, j + 1, i);
-            }
-            if i > 0 {
-                try_at(k, j, i - 1);
-            }
-            if i + 1 < nx {
-                try_at(k, j, i + 1);
             }
         }
         if next.is_empty() {

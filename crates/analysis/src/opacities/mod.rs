@@ -78,7 +78,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::anatomy::{Lobe, LungAnatomy};
 use crate::error::{Error, Result};
-use crate::imgproc::{edt2_sq, edt3_sq, open3};
+use crate::imgproc::{edt2_sq, edt3_sq, neighbours6, open3};
 use crate::lungs::{LEFT, LungMasks, RIGHT};
 use crate::measure::FindingMask;
 use crate::progress::{Progress, Stage};
@@ -1072,35 +1072,18 @@ fn empty_section(input: &OpacityInput<'_>, opts: &OpacityOptions, why: &str) -> 
 /// Grow a label volume by its 6 neighbours (unlabelled voxels take a neighbour's
 /// label, the lowest non-zero one).
 fn grow_labels6(m: &Array3<u16>) -> Array3<u16> {
-    let (nz, ny, nx) = m.dim();
+    let dim = m.dim();
     let mut out = m.clone();
     for ((k, j, i), o) in out.indexed_iter_mut() {
         if *o != 0 {
             continue;
         }
         let mut best = 0u16;
-        let mut take = |v: u16| {
+        for n in neighbours6(dim, (k, j, i)) {
+            let v = m[n];
             if v != 0 && (best == 0 || v < best) {
                 best = v;
             }
-        };
-        if k > 0 {
-            take(m[[k - 1, j, i]]);
-        }
-        if k + 1 < nz {
-            take(m[[k + 1, j, i]]);
-        }
-        if j > 0 {
-            take(m[[k, j - 1, i]]);
-        }
-        if j + 1 < ny {
-            take(m[[k, j + 1, i]]);
-        }
-        if i > 0 {
-            take(m[[k, j, i - 1]]);
-        }
-        if i + 1 < nx {
-            take(m[[k, j, i + 1]]);
         }
         *o = best;
     }
@@ -1109,29 +1092,14 @@ fn grow_labels6(m: &Array3<u16>) -> Array3<u16> {
 
 /// Grow a mask by its 6 neighbours.
 fn dilate6(m: &Array3<bool>) -> Array3<bool> {
-    let (nz, ny, nx) = m.dim();
+    let dim = m.dim();
     let mut out = m.clone();
     for ((k, j, i), &v) in m.indexed_iter() {
         if !v {
             continue;
         }
-        if k > 0 {
-            out[[k - 1, j, i]] = true;
-        }
-        if k + 1 < nz {
-            out[[k + 1, j, i]] = true;
-        }
-        if j > 0 {
-            out[[k, j - 1, i]] = true;
-        }
-        if j + 1 < ny {
-            out[[k, j + 1, i]] = true;
-        }
-        if i > 0 {
-            out[[k, j, i - 1]] = true;
-        }
-        if i + 1 < nx {
-            out[[k, j, i + 1]] = true;
+        for n in neighbours6(dim, (k, j, i)) {
+            out[n] = true;
         }
     }
     out
@@ -1145,7 +1113,7 @@ fn keep_components(
     central: &dyn Fn((usize, usize, usize)) -> bool,
     focal: &dyn Fn((usize, usize, usize)) -> u16,
 ) -> Array3<bool> {
-    let (nz, ny, nx) = m.dim();
+    let dim = m.dim();
     let mut seen = Array3::<bool>::from_elem(m.dim(), false);
     let mut out = Array3::<bool>::from_elem(m.dim(), false);
     let mut stack = Vec::new();
@@ -1159,29 +1127,11 @@ fn keep_components(
         seen[[k, j, i]] = true;
         while let Some((a, b, c)) = stack.pop() {
             comp.push((a, b, c));
-            let mut visit = |a: usize, b: usize, c: usize| {
-                if m[[a, b, c]] && !seen[[a, b, c]] {
-                    seen[[a, b, c]] = true;
-                    stack.push((a, b, c));
+            for n in neighbours6(dim, (a, b, c)) {
+                if m[n] && !seen[n] {
+                    seen[n] = true;
+                    stack.push(n);
                 }
-            };
-            if a > 0 {
-                visit(a - 1, b, c);
-            }
-            if a + 1 < nz {
-                visit(a + 1, b, c);
-            }
-            if b > 0 {
-                visit(a, b - 1, c);
-            }
-            if b + 1 < ny {
-                visit(a, b + 1, c);
-            }
-            if c > 0 {
-                visit(a, b, c - 1);
-            }
-            if c + 1 < nx {
-                visit(a, b, c + 1);
             }
         }
         let vol = comp.len() as f64 * voxel_ml;

@@ -157,6 +157,83 @@ pub fn segmentation(a: &Analysis, o: &SegOptions) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// What a Segmentation Algorithm Identification item names.
+struct Algorithm<'a> {
+    family: &'a codes::Code,
+    name: &'a str,
+    version: &'a str,
+    parameters: &'a str,
+}
+
+/// What one Segment Sequence item says; the findings' and the opacities'
+/// segments differ only in these values.
+struct Segment<'a> {
+    number: u16,
+    /// Segment Label and Tracking ID.
+    label: &'a str,
+    algorithm_name: &'a str,
+    property_type: &'a codes::Code,
+    /// The Anatomic Region Sequence item (Lung, with or without a laterality).
+    region: Obj,
+    tracking_uid: &'a str,
+    cie_lab: [u16; 3],
+    algorithm: &'a Algorithm<'a>,
+}
+
+/// A Segment Sequence item (PS3.3 C.8.20.4): AUTOMATIC, property category
+/// Morphologically Abnormal Structure.
+fn segment_item(g: Segment) -> Obj {
+    let mut s = Obj::new_empty();
+    put_us(&mut s, tags::SEGMENT_NUMBER, &[g.number]);
+    put_str(&mut s, tags::SEGMENT_LABEL, VR::LO, g.label);
+    put_str(&mut s, tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC");
+    put_str(
+        &mut s,
+        tags::SEGMENT_ALGORITHM_NAME,
+        VR::LO,
+        g.algorithm_name,
+    );
+    put_code(
+        &mut s,
+        tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
+        &codes::MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+    );
+    put_code(
+        &mut s,
+        tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
+        g.property_type,
+    );
+    put_seq(&mut s, tags::ANATOMIC_REGION_SEQUENCE, vec![g.region]);
+    put_str(&mut s, tags::TRACKING_ID, VR::UT, g.label);
+    put_str(&mut s, tags::TRACKING_UID, VR::UI, g.tracking_uid);
+    put_us(&mut s, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE, &g.cie_lab);
+    let mut alg = Obj::new_empty();
+    put_code(
+        &mut alg,
+        tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
+        g.algorithm.family,
+    );
+    put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, g.algorithm.name);
+    put_str(
+        &mut alg,
+        tags::ALGORITHM_VERSION,
+        VR::LO,
+        g.algorithm.version,
+    );
+    put_str(
+        &mut alg,
+        tags::ALGORITHM_PARAMETERS,
+        VR::LT,
+        g.algorithm.parameters,
+    );
+    put_seq(
+        &mut s,
+        tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE,
+        vec![alg],
+    );
+    s
+}
+
 /// One frame: a segment on one source slice, with the pixel indices it covers.
 struct Frame {
     segment: u16,
@@ -328,150 +405,67 @@ pub fn segmentation_object(
     put_is(&mut ds, tags::NUMBER_OF_FRAMES, frames.len() as i64);
 
     // Segments.
-    let algorithm = || {
-        let mut alg = Obj::new_empty();
-        put_code(
-            &mut alg,
-            tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
-            &codes::ARTIFICIAL_INTELLIGENCE,
-        );
-        put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, &r.model.name);
-        put_str(&mut alg, tags::ALGORITHM_VERSION, VR::LO, &r.model.version);
-        put_str(
-            &mut alg,
-            tags::ALGORITHM_PARAMETERS,
-            VR::LT,
-            &format!("sha256={}", r.model.sha256),
-        );
-        alg
+    let nodule_algorithm = Algorithm {
+        family: &codes::ARTIFICIAL_INTELLIGENCE,
+        name: &r.model.name,
+        version: &r.model.version,
+        parameters: &format!("sha256={}", r.model.sha256),
     };
+    let nodule_algorithm_name = format!("{} {}", r.generator.name, model);
     let mut segments: Vec<Obj> = r
         .findings
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let mut s = Obj::new_empty();
-            put_us(&mut s, tags::SEGMENT_NUMBER, &[i as u16 + 1]);
-            put_str(
-                &mut s,
-                tags::SEGMENT_LABEL,
-                VR::LO,
-                &format!("Finding {}", f.id),
-            );
-            put_str(&mut s, tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC");
-            put_str(
-                &mut s,
-                tags::SEGMENT_ALGORITHM_NAME,
-                VR::LO,
-                &format!("{} {}", r.generator.name, model),
-            );
-            put_code(
-                &mut s,
-                tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
-                &codes::MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
-            );
-            put_code(
-                &mut s,
-                tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
-                &codes::finding_kind(f.kind),
-            );
+            let label = format!("Finding {}", f.id);
             let mut region = build::code_item(&codes::LUNG);
             put_code(
                 &mut region,
                 tags::ANATOMIC_REGION_MODIFIER_SEQUENCE,
                 &codes::side(f.location.side),
             );
-            put_seq(&mut s, tags::ANATOMIC_REGION_SEQUENCE, vec![region]);
-            put_str(
-                &mut s,
-                tags::TRACKING_ID,
-                VR::UT,
-                &format!("Finding {}", f.id),
-            );
-            put_str(&mut s, tags::TRACKING_UID, VR::UI, &f.tracking_uid);
-            // Orange (CIELab 70, 40, 70) scaled to 0..65535.
-            put_us(
-                &mut s,
-                tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE,
-                &[45875, 43176, 50886],
-            );
-            put_seq(
-                &mut s,
-                tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE,
-                vec![algorithm()],
-            );
-            s
+            segment_item(Segment {
+                number: i as u16 + 1,
+                label: &label,
+                algorithm_name: &nodule_algorithm_name,
+                property_type: &codes::finding_kind(f.kind),
+                region,
+                tracking_uid: &f.tracking_uid,
+                // Orange (CIELab 70, 40, 70) scaled to 0..65535.
+                cie_lab: [45875, 43176, 50886],
+                algorithm: &nodule_algorithm,
+            })
         })
         .collect();
-    for seg in &opacity {
-        let mut s = Obj::new_empty();
-        put_us(&mut s, tags::SEGMENT_NUMBER, &[seg.number]);
-        put_str(&mut s, tags::SEGMENT_LABEL, VR::LO, seg.name);
-        put_str(&mut s, tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC");
-        put_str(
-            &mut s,
-            tags::SEGMENT_ALGORITHM_NAME,
-            VR::LO,
-            &format!("{} opacities (HU bands)", r.generator.name),
-        );
-        put_code(
-            &mut s,
-            tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
-            &codes::MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
-        );
-        put_code(
-            &mut s,
-            tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
-            &seg.code,
-        );
-        put_seq(
-            &mut s,
-            tags::ANATOMIC_REGION_SEQUENCE,
-            vec![build::code_item(&codes::LUNG)],
-        );
-        put_str(&mut s, tags::TRACKING_ID, VR::UT, seg.name);
-        put_str(&mut s, tags::TRACKING_UID, VR::UI, &seg.tracking_uid);
-        // Ground glass: light blue (CIELab 80, -10, -30); consolidation: magenta (55, 70, -30).
-        let lab: [u16; 3] = if seg.label == GROUND_GLASS {
-            [52428, 30326, 25186]
-        } else {
-            [36044, 45746, 25186]
-        };
-        put_us(&mut s, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE, &lab);
-        let mut alg = Obj::new_empty();
-        put_code(
-            &mut alg,
-            tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
-            &codes::MORPHOLOGICAL_OPERATIONS,
-        );
-        put_str(
-            &mut alg,
-            tags::ALGORITHM_NAME,
-            VR::LO,
-            "ct-triage opacities",
-        );
-        put_str(
-            &mut alg,
-            tags::ALGORITHM_VERSION,
-            VR::LO,
-            &r.generator.version,
-        );
-        put_str(
-            &mut alg,
-            tags::ALGORITHM_PARAMETERS,
-            VR::LT,
-            &r.opacities
-                .as_ref()
-                .map(|o| o.method.clone())
-                .unwrap_or_default(),
-        );
-        put_seq(
-            &mut s,
-            tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE,
-            vec![alg],
-        );
-        segments.push(s);
-    }
+    let opacity_parameters = r
+        .opacities
+        .as_ref()
+        .map(|o| o.method.clone())
+        .unwrap_or_default();
+    let opacity_algorithm = Algorithm {
+        family: &codes::MORPHOLOGICAL_OPERATIONS,
+        name: "ct-triage opacities",
+        version: &r.generator.version,
+        parameters: &opacity_parameters,
+    };
+    let opacity_algorithm_name = format!("{} opacities (HU bands)", r.generator.name);
+    segments.extend(opacity.iter().map(|seg| {
+        segment_item(Segment {
+            number: seg.number,
+            label: seg.name,
+            algorithm_name: &opacity_algorithm_name,
+            property_type: &seg.code,
+            region: build::code_item(&codes::LUNG),
+            tracking_uid: &seg.tracking_uid,
+            // Ground glass: light blue (CIELab 80, -10, -30); consolidation: magenta (55, 70, -30).
+            cie_lab: if seg.label == GROUND_GLASS {
+                [52428, 30326, 25186]
+            } else {
+                [36044, 45746, 25186]
+            },
+            algorithm: &opacity_algorithm,
+        })
+    }));
     put_seq(&mut ds, tags::SEGMENT_SEQUENCE, segments);
 
     // Shared functional groups: orientation and pixel measures.
