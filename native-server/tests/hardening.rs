@@ -715,8 +715,21 @@ fn acknowledged_instances_survive_kill_9_in_every_state() {
     assert_eq!(submits[1]["detail"]["instances"], 5);
     assert!(!orphan.exists(), "the unanswered upload was removed");
     wait_worklist(&s, 2);
-    // Every job ran once; inputs of finished jobs are gone.
-    assert!(files_under(&s.data().join("inputs")).is_empty());
+    // Every job ran once; inputs of finished jobs are gone. The server removes
+    // a job's input only after its outcome is recorded (a worklist row can be
+    // seen first), so wait for the removal rather than expect it at once.
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = files_under(&s.data().join("inputs"));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "inputs of finished jobs still there after 60 s: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `n` copies of lung1 under `root`, in folders named `names`, each with its
