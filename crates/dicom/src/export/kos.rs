@@ -22,7 +22,9 @@ use super::build::{self, Obj, put_is, put_seq, put_str};
 use super::codes;
 use super::header::{SeriesHeader, series_options};
 use super::sc::{self, Panel, ScOptions};
-use super::sr::{CONTAINS, document_context, image, put_template, series_ref, sop_ref, text};
+use super::sr::{
+    CONTAINS, document_context, image, put_template, series_ref, slice_image, sop_ref, text,
+};
 use super::{ContentDateTime, object_uids};
 use crate::error::Result;
 use ct_triage_analysis::report::Analysis;
@@ -206,14 +208,7 @@ fn source_slice(
     ct_refs: &mut Vec<(String, String)>,
 ) {
     if let Some(s) = a.series.slices.get(z) {
-        images.push(image(
-            CONTAINS,
-            None,
-            &s.sop_class_uid,
-            &s.sop_instance_uid,
-            s.frame_number,
-            None,
-        ));
+        images.push(slice_image(CONTAINS, None, s));
         if !ct_refs.iter().any(|(_, i)| i == &s.sop_instance_uid) {
             ct_refs.push((s.sop_class_uid.clone(), s.sop_instance_uid.clone()));
         }

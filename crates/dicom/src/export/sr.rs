@@ -80,6 +80,7 @@ use super::{ContentDateTime, seg, uid};
 use crate::error::Result;
 use ct_triage_analysis::report::Analysis;
 use ct_triage_analysis::report::{DISCLAIMER, Finding, NoduleType, Side};
+use ct_triage_analysis::series::SliceRef;
 
 /// Comprehensive 3D SR Storage.
 pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.88.34";
@@ -379,14 +380,7 @@ fn image_library(a: &Analysis, for_uid: &str) -> Obj {
     let mut seen = std::collections::BTreeSet::new();
     for s in &a.series.slices {
         if seen.insert((s.sop_instance_uid.clone(), s.frame_number)) {
-            group.push(image(
-                CONTAINS,
-                None,
-                &s.sop_class_uid,
-                &s.sop_instance_uid,
-                s.frame_number,
-                None,
-            ));
+            group.push(slice_image(CONTAINS, None, s));
         }
     }
     container(
@@ -514,13 +508,10 @@ fn measurement_group(
             ));
         }
         if let Some(s) = slice {
-            v.push(image(
+            v.push(slice_image(
                 INFERRED_FROM,
                 Some(&codes::SOURCE_OF_MEASUREMENT),
-                &s.sop_class_uid,
-                &s.sop_instance_uid,
-                s.frame_number,
-                None,
+                s,
             ));
         }
         v
@@ -1156,6 +1147,19 @@ pub(crate) fn image(
     o
 }
 
+/// An IMAGE item referencing one source slice (its instance, and its frame
+/// when the source is multi-frame).
+pub(crate) fn slice_image(rel: &str, name: Option<&Code>, s: &SliceRef) -> Obj {
+    image(
+        rel,
+        name,
+        &s.sop_class_uid,
+        &s.sop_instance_uid,
+        s.frame_number,
+        None,
+    )
+}
+
 /// SCOORD (2-D) Graphic Data of a continuous voxel position (pixel centres at
 /// integer indices): column/row with (0, 0) at the top left corner of the top
 /// left pixel (PS3.3 C.18.6.1.1), so a pixel centre is at +0.5.
@@ -1164,25 +1168,10 @@ pub(crate) fn pixel_point(x: f64, y: f64) -> [f64; 2] {
 }
 
 /// A 2-D SCOORD on one source image (its SELECTED FROM child).
-fn scoord_on_image(
-    rel: &str,
-    graphic_type: &str,
-    points: &[[f64; 2]],
-    on: &ct_triage_analysis::series::SliceRef,
-) -> Obj {
+fn scoord_on_image(rel: &str, graphic_type: &str, points: &[[f64; 2]], on: &SliceRef) -> Obj {
     let mut o = item(rel, "SCOORD", None);
     put_graphic(&mut o, graphic_type, points);
-    with_children(
-        o,
-        vec![image(
-            SELECTED_FROM,
-            None,
-            &on.sop_class_uid,
-            &on.sop_instance_uid,
-            on.frame_number,
-            None,
-        )],
-    )
+    with_children(o, vec![slice_image(SELECTED_FROM, None, on)])
 }
 
 fn scoord3d(rel: &str, name: &Code, graphic_type: &str, points: &[[f64; 3]], for_uid: &str) -> Obj {
